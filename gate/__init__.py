@@ -1,0 +1,1 @@
+"""The gate daemon: scans, decides offline, records durably, syncs when it can."""

@@ -1,0 +1,1 @@
+"""Code shared by the gate and syncd: above all the signed T1 ticket format."""

@@ -1,0 +1,200 @@
+"""The signed list bundle: an event's keys and ticket list, as syncd serves it to gates.
+
+A bundle is a gzip stream of UTF-8 JSON lines::
+
+    line 1        header  {"format": "tessera-bundle/1", "event": {...}, "keys": [...],
+                           "ticket_count": N, "issued_at": unix, "cursor": str | null}
+    lines 2..N+1  ticket  [ticket_id, nonce, status, zone, category, holder]
+    last line     trailer {"signer": kid-hex, "signature": base64url}
+
+The trailer's Ed25519 signature covers ``b"TESSERA-BUNDLE-1\\0" + sha256(every byte before the
+trailer)``; the prefix keeps bundle signatures from ever being confused with ticket signatures
+(a ticket body is 31 bytes starting 0x01). The signer must be a key the reader already trusts, so
+a file on a USB stick cannot inject tickets. Reading streams (1,000,000 tickets need not fit in
+memory): a reader applies tickets as they come inside one transaction and commits only after
+``BundleReader.finish()`` has checked the signature and the count.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.errors import BundleError
+from shared.ticket import Keyring, key_id
+
+FORMAT = "tessera-bundle/1"
+_DOMAIN = b"TESSERA-BUNDLE-1\x00"
+TICKET_STATUSES = ("valid", "revoked", "blocked")
+
+
+@dataclass(frozen=True, slots=True)
+class BundleKey:
+    kid: str  # 8 hex digits
+    public_key: str  # raw 32 bytes, base64url
+    status: str = "active"  # active | retired
+
+
+@dataclass(frozen=True, slots=True)
+class BundleEvent:
+    event_id: int
+    name: str
+    zones: dict[str, str] = field(default_factory=dict)  # bit index (as str) -> zone name
+    timezone: str = "UTC"
+    reentry: str = "after_exit"  # never | after_exit | always
+    starts_at: int = 0
+    ends_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BundleTicket:
+    ticket_id: int
+    nonce: int
+    status: str = "valid"
+    zone: int = 0xFFFF
+    category: str = ""
+    holder: str | None = None
+
+    def to_row(self) -> list[Any]:
+        return [self.ticket_id, self.nonce, self.status, self.zone, self.category, self.holder]
+
+
+@dataclass(frozen=True, slots=True)
+class BundleHeader:
+    event: BundleEvent
+    keys: list[BundleKey]
+    ticket_count: int
+    issued_at: int = 0
+    cursor: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BundleHeader:
+        if data.get("format") != FORMAT:
+            raise BundleError(f"not a {FORMAT} bundle")
+        try:
+            return cls(
+                event=BundleEvent(**data["event"]),
+                keys=[BundleKey(**k) for k in data["keys"]],
+                ticket_count=int(data["ticket_count"]),
+                issued_at=int(data.get("issued_at", 0)),
+                cursor=data.get("cursor"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"bad bundle header: {exc}") from exc
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def write_bundle(
+    out: IO[bytes],
+    header: BundleHeader,
+    tickets: Iterable[BundleTicket],
+    signer: Ed25519PrivateKey,
+    *,
+    compresslevel: int = 6,
+) -> int:
+    """Write a signed bundle to a binary stream; returns the number of tickets written.
+
+    The header's ``ticket_count`` must match what ``tickets`` yields, else ``ValueError``.
+    """
+    digest = hashlib.sha256()
+    count = 0
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
+        head = _line({**header.to_json(), "issued_at": header.issued_at or int(time.time())})
+        digest.update(head)
+        gz.write(head)
+        for ticket in tickets:
+            line = _line(ticket.to_row())
+            digest.update(line)
+            gz.write(line)
+            count += 1
+        if count != header.ticket_count:
+            raise ValueError(f"header says {header.ticket_count} tickets, wrote {count}")
+        signature = signer.sign(_DOMAIN + digest.digest())
+        gz.write(
+            _line(
+                {
+                    "signer": key_id(signer.public_key()).hex(),
+                    "signature": base64.urlsafe_b64encode(signature).decode(),
+                }
+            )
+        )
+    return count
+
+
+class BundleReader:
+    """Stream a bundle: ``header`` on open, ``tickets()`` once, then ``finish()`` to verify.
+
+    Nothing read from a bundle may be trusted until ``finish()`` returns.
+    """
+
+    def __init__(self, stream: IO[bytes], trusted: Keyring) -> None:
+        self._gz = gzip.GzipFile(fileobj=stream, mode="rb")
+        self._trusted = trusted
+        self._digest = hashlib.sha256()
+        self._count = 0
+        self._trailer: dict[str, Any] | None = None
+        self.header = BundleHeader.from_json(self._read_json(hashed=True))
+
+    def _readline(self) -> bytes:
+        try:
+            return self._gz.readline(1 << 20)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise BundleError(f"bundle is not a readable gzip stream: {exc}") from exc
+
+    def _read_json(self, *, hashed: bool) -> Any:
+        line = self._readline()
+        if not line.endswith(b"\n"):
+            raise BundleError("bundle is truncated")
+        if hashed:
+            self._digest.update(line)
+        try:
+            return json.loads(line)
+        except ValueError as exc:
+            raise BundleError(f"bad JSON in bundle: {exc}") from exc
+
+    def tickets(self) -> Iterator[BundleTicket]:
+        for _ in range(self.header.ticket_count):
+            row = self._read_json(hashed=True)
+            try:
+                ticket = BundleTicket(*row)
+            except TypeError as exc:
+                raise BundleError(f"bad ticket row {self._count + 1}: {exc}") from exc
+            if not isinstance(ticket.ticket_id, int) or ticket.status not in TICKET_STATUSES:
+                raise BundleError(f"bad ticket row {self._count + 1}: {row!r}")
+            self._count += 1
+            yield ticket
+        self._trailer = self._read_json(hashed=False)
+
+    def finish(self) -> None:
+        """Verify the signature (raises ``BundleError``); call after ``tickets()`` is drained."""
+        if self._trailer is None or self._count != self.header.ticket_count:
+            raise BundleError("bundle was not read to the end")
+        if self._readline():
+            raise BundleError("data after the bundle trailer")
+        try:
+            kid = bytes.fromhex(self._trailer["signer"])
+            signature = base64.urlsafe_b64decode(self._trailer["signature"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError("bundle has no valid signature trailer") from exc
+        key = self._trusted.get(kid)
+        if key is None:
+            raise BundleError(f"bundle signed by untrusted key {kid.hex()}")
+        try:
+            key.verify(signature, _DOMAIN + self._digest.digest())
+        except InvalidSignature:
+            raise BundleError("bundle signature does not match its contents") from None

@@ -1,0 +1,1 @@
+"""syncd: the central service organisers and gates talk to (aiohttp, Postgres, RabbitMQ)."""

@@ -1,0 +1,1 @@
+"""``tessera``: the organisers' command-line client for syncd."""
