@@ -1,0 +1,116 @@
+"""QR decoding of camera frames, with pyzbar or zxing-cpp behind one small interface.
+
+``decode_frame`` is pure and blocking (call it through ``asyncio.to_thread``; both libraries
+release the GIL in their C code): grayscale, a downscaled pass first because it is cheap and
+finds most codes held near the camera, then the full frame for small or distant codes, each
+pass also reading inverted (light-on-dark) codes, which phone dark modes produce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+import zxingcpp
+from pyzbar import pyzbar
+
+from gate.scan.settings import ScanSettings
+
+_QR_ONLY = zxingcpp.barcode_formats_from_str("QRCode")
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A decoded QR: its text and the x of its left edge (codes are reported left to right)."""
+
+    text: str
+    x: float
+
+
+class QrDecoder(Protocol):
+    """Finds every QR code in a grayscale image."""
+
+    name: str
+
+    def read(self, gray: np.ndarray) -> list[Code]: ...
+
+
+class ZxingDecoder:
+    name = "zxing"
+
+    def __init__(self, try_invert: bool = True) -> None:
+        self.try_invert = try_invert
+
+    def read(self, gray: np.ndarray) -> list[Code]:
+        found = zxingcpp.read_barcodes(
+            gray,
+            formats=_QR_ONLY,
+            try_rotate=True,
+            try_downscale=False,
+            try_invert=self.try_invert,
+        )
+        return [Code(b.text, float(b.position.top_left.x)) for b in found if b.valid]
+
+
+class ZbarDecoder:
+    name = "zbar"
+
+    def __init__(self, try_invert: bool = True) -> None:
+        self.try_invert = try_invert
+
+    def read(self, gray: np.ndarray) -> list[Code]:
+        codes = self._read(gray)
+        if not codes and self.try_invert:
+            codes = self._read(cv2.bitwise_not(gray))
+        return codes
+
+    @staticmethod
+    def _read(gray: np.ndarray) -> list[Code]:
+        found = pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE])
+        return [Code(_text(d.data), float(d.rect.left)) for d in found]
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def make_decoder(name: str, try_invert: bool = True) -> QrDecoder:
+    """The decoder called ``name`` (``zxing`` or ``zbar``)."""
+    if name == "zxing":
+        return ZxingDecoder(try_invert)
+    if name == "zbar":
+        return ZbarDecoder(try_invert)
+    raise ValueError(f"unknown decoder {name!r}; choose zxing or zbar")
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+    return cv2.cvtColor(image, code)
+
+
+def decode_frame(image: np.ndarray, decoder: QrDecoder, settings: ScanSettings) -> list[str]:
+    """Texts of the distinct QR codes in ``image``, left to right (empty list if none)."""
+    gray = to_gray(image)
+    width = gray.shape[1]
+    codes: list[Code] = []
+    if width > settings.downscale_width * 1.25:
+        scale = settings.downscale_width / width
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        codes = decoder.read(small)
+    if not codes and (settings.full_frame or width <= settings.downscale_width * 1.25):
+        codes = decoder.read(gray)
+    return _distinct(codes)
+
+
+def _distinct(codes: list[Code]) -> list[str]:
+    seen: dict[str, None] = {}
+    for code in sorted(codes, key=lambda c: c.x):
+        seen.setdefault(code.text, None)
+    return list(seen)
