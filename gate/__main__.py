@@ -2,7 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from pydantic import ValidationError
+
+from gate import commands
+from gate.logs import configure
+from gate.settings import SETTINGS_HELP, GateSettings
+from shared.errors import BundleError, ConfigError
+
+T = TypeVar("T")
+SOURCES: dict[str, Callable[[], Any]] = {}
+"""Input sources by name for ``gate run --source``; the camera registers its own."""
+
+
+def _register_defaults() -> None:
+    from gate.sources import StdinSource
+
+    SOURCES.setdefault("stdin", StdinSource)
+
+
+def _settings() -> GateSettings:
+    try:
+        settings = GateSettings()
+    except ValidationError as exc:
+        raise click.ClickException(f"bad GATE_* setting:\n{exc}") from exc
+    configure(settings.log_level)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except (BundleError, ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -11,6 +51,115 @@ def cli() -> None:
 
     Settings come from GATE_* environment variables (see `gate run --help`).
     """
+
+
+@cli.command(epilog="Settings (environment):\n\n" + SETTINGS_HELP.replace("\n", "\n\n"))
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    default=["stdin"],
+    show_default=True,
+    help="Input source; repeat for several. stdin: one code per line (USB keyboard-wedge).",
+)
+@click.option("--check-config", is_flag=True, help="Check settings and database, then exit.")
+def run(sources: tuple[str, ...], check_config: bool) -> None:
+    """Scan and decide: one JSON line per decision on stdout, JSON logs on stderr.
+
+    Each line has ticket_id, decision (admit/deny), reason, message, latency_ms, seq and more.
+    A decision is printed only after it is committed to the journal.
+    """
+    settings = _settings()
+    _register_defaults()
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise click.BadParameter(f"unknown source {unknown}; known: {sorted(SOURCES)}")
+    if check_config:
+        report = _run(commands.check_config(settings))
+        click.echo(json.dumps(report, indent=2))
+        sys.exit(0 if report["ok"] else 2)
+    _run(_serve(settings, sources))
+
+
+async def _serve(settings: GateSettings, sources: tuple[str, ...]) -> None:
+    from gate.app import GateApp
+    from gate.feedback.jsonlines import JsonLinesFeedback
+
+    app = GateApp(settings, [SOURCES[s]() for s in sources], [JsonLinesFeedback()])
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.stop)
+    await app.run()
+
+
+@cli.command("import-list")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def import_list(file: Path, quiet: bool) -> None:
+    """Load a signed list bundle (keys and tickets) from FILE, e.g. from a USB stick.
+
+    The bundle must be signed by a key this gate trusts (`gate trust`). A refused or broken
+    bundle changes nothing: the old list stays in force.
+    """
+    result = _run(commands.import_list(_settings(), file, progress=not quiet))
+    click.echo(
+        f"Loaded {result.tickets:,} tickets for event {result.event_id} ({result.event_name}),"
+        f" signed by {result.signer}, in {result.seconds:.1f} s"
+    )
+
+
+@cli.command()
+@click.argument("public_key", required=False)
+@click.option("--list", "list_keys", is_flag=True, help="List the keys this gate knows.")
+def trust(public_key: str | None, list_keys: bool) -> None:
+    """Pin PUBLIC_KEY (raw Ed25519, base64url) as trusted to sign list bundles."""
+    settings = _settings()
+    if public_key:
+        kid = _run(commands.trust(settings, public_key))
+        click.echo(f"Trusted key {kid}")
+    elif not list_keys:
+        raise click.UsageError("give a PUBLIC_KEY or --list")
+    if list_keys:
+        for line in _run(commands.list_keys(settings)):
+            click.echo(line)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Event, list size and age, journal size, unsynced count, last decisions."""
+    stats = _run(commands.status(_settings()))
+    click.echo(json.dumps(stats, indent=2) if as_json else commands.format_status(stats))
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True, help="Most results to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lookup(query: str, limit: int, as_json: bool) -> None:
+    """Find tickets by ticket number or holder name (part of it, any case)."""
+    rows = _run(commands.lookup(_settings(), query, limit))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("No ticket found")
+    for row in rows:
+        click.echo(commands.format_match(row))
+
+
+@cli.command()
+@click.argument("ticket_id", type=click.IntRange(min=0))
+@click.option("--event", "event_id", type=int, help="Event, when the ticket number is ambiguous.")
+@click.option("--direction", type=click.Choice(["in", "out"]), help="Default: the gate's.")
+def admit(ticket_id: int, event_id: int | None, direction: str | None) -> None:
+    """Admit TICKET_ID by hand (unreadable code); recorded as a manual check-in.
+
+    Every list rule still applies: an unknown, revoked or already admitted ticket is refused.
+    """
+    decision = _run(commands.admit(_settings(), ticket_id, event_id, direction))
+    click.echo(json.dumps(decision.to_json(), ensure_ascii=False))
+    sys.exit(0 if decision.admitted else 1)
 
 
 def main() -> None:

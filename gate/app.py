@@ -1,0 +1,105 @@
+"""Composition root: start the parts in a fixed order, stop them in reverse.
+
+Order: store -> pipeline -> feedback sinks -> sources -> one pump task per source. A pump feeds
+its source's texts through the shared debouncer into the pipeline. The app runs until every
+source has ended (stdin at EOF) or ``stop()`` is called (a signal); then pumps are cancelled,
+sources stopped, sinks stopped, the store closed.
+
+Adding a part (camera, web display): pass a source or a sink; if it also has
+``start(app)``/``stop()`` (``Part``) the app starts it with access to ``app.pipeline``,
+``app.store`` and ``app.settings``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from gate.checkin.pipeline import Pipeline
+from gate.feedback import Feedback
+from gate.scan.debounce import Debouncer
+from gate.settings import GateSettings
+from gate.sources import Source
+from gate.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Part(Protocol):
+    async def start(self, app: GateApp) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class GateApp:
+    """The running gate. ``await app.run()``; ``app.stop()`` from a signal handler."""
+
+    def __init__(
+        self,
+        settings: GateSettings,
+        sources: Sequence[Source] = (),
+        sinks: Sequence[Feedback] = (),
+    ) -> None:
+        self.settings = settings
+        self.sources = list(sources)
+        self.sinks = list(sinks)
+        self.debouncer = Debouncer(settings.debounce_seconds)
+        self._stopping = asyncio.Event()
+        self._store: Store | None = None
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the gate is not running")
+        return self._store
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            raise RuntimeError("the gate is not running")
+        return self._pipeline
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            self._store = await Store.open(self.settings.db_path)
+            stack.push_async_callback(self._store.close)
+            self._pipeline = Pipeline(self._store, self.settings, self.sinks)
+            for part in [*self.sinks, *self.sources]:
+                if isinstance(part, Part):
+                    await part.start(self)
+                    stack.push_async_callback(part.stop)
+            log.info("gate started", extra={"gate": self.settings.gate_name})
+            await self._pump_all()
+        log.info("gate stopped", extra={"gate": self.settings.gate_name})
+
+    async def _pump_all(self) -> None:
+        pumps = [asyncio.create_task(self._pump(s), name=f"pump-{s.via}") for s in self.sources]
+        stopper: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
+        try:
+            pending: set[asyncio.Task[Any]] = {*pumps}
+            while pending and not self._stopping.is_set():
+                done, pending = await asyncio.wait(
+                    pending | {stopper}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stopper)
+                for task in done - {stopper}:
+                    task.result()  # a crashed source stops the gate loudly
+            if not self.sources:
+                await stopper
+        finally:
+            for task in [*pumps, stopper]:
+                task.cancel()
+            await asyncio.gather(*pumps, stopper, return_exceptions=True)
+
+    async def _pump(self, source: Source) -> None:
+        async for text in source.texts():
+            if self.debouncer.accept(text):
+                await self.pipeline.process(text, via=source.via)

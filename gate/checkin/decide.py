@@ -1,0 +1,187 @@
+"""The gate's decision, as pure functions: no I/O, no clock; ``now`` is passed in.
+
+DESIGN.md section 2 fixes the order, stopping at the first failure:
+
+1. ``verify_code`` (needs only the keys): format -> key known and active for this event ->
+   signature -> validity window (with clock tolerance);
+2. ``decide`` (needs the ticket's list row and entry state): in the local list -> nonce equals
+   the list's current nonce -> status (revoked, blocked) -> zone allowed at this gate -> entry
+   state (already inside, re-entry policy, exit mode).
+
+The pipeline records the result durably before anyone sees it. The zone checked is the list's
+(the newer truth once the nonce matched: an organiser can upgrade a ticket without reissuing it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gate.checkin import messages
+from gate.checkin.decision import Decision
+from gate.settings import GateSettings
+from gate.store.records import Direction, EntryState, EventInfo, KeyInfo, ListEntry, LocalState
+from shared.errors import RejectReason, TicketRejected
+from shared.ticket import ALL_ZONES, Ticket, check_window, parse_ticket, verify_signature
+
+__all__ = ["CodeRejected", "Context", "Decision", "decide", "deny", "rejected", "verify_code"]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything about the scan that is not the ticket: who, where, when, which way."""
+
+    settings: GateSettings
+    direction: Direction
+    now: float
+    via: str = "scanner"
+
+
+class CodeRejected(TicketRejected):
+    """``verify_code`` failed; ``ticket`` is set when the signature was good (window failures)."""
+
+    def __init__(self, cause: TicketRejected, ticket: Ticket | None = None) -> None:
+        super().__init__(cause.reason, cause.detail)
+        self.ticket = ticket
+
+
+def verify_code(text: str, keys: Mapping[bytes, KeyInfo], now: float, tolerance: float) -> Ticket:
+    """Steps 1-4: the code itself. Raises ``CodeRejected``; never anything else."""
+    try:
+        ticket = _authenticate(text, keys)
+    except TicketRejected as exc:
+        raise CodeRejected(exc) from None
+    try:
+        check_window(ticket, now, tolerance)
+    except TicketRejected as exc:
+        raise CodeRejected(exc, ticket) from None
+    return ticket
+
+
+def _authenticate(text: str, keys: Mapping[bytes, KeyInfo]) -> Ticket:
+    ticket = parse_ticket(text)
+    key = keys.get(ticket.kid)
+    if key is None or key.event_id is None:
+        raise TicketRejected(RejectReason.unknown_key, f"no key {ticket.kid.hex()}")
+    if key.event_id != ticket.event_id:
+        raise TicketRejected(RejectReason.wrong_event, f"key signs event {key.event_id}")
+    if not key.active:
+        raise TicketRejected(RejectReason.key_retired, f"key {ticket.kid.hex()} is retired")
+    verify_signature(ticket, {ticket.kid: key.public_key})
+    return ticket
+
+
+def rejected(exc: CodeRejected, events: Mapping[int, EventInfo], ctx: Context) -> Decision:
+    """The decision for a code that failed ``verify_code``."""
+    ticket = exc.ticket
+    if ticket is None:
+        return deny(exc.reason, ctx)
+    event = events.get(ticket.event_id)
+    tz = event.timezone if event else "UTC"
+    if exc.reason is RejectReason.not_yet_valid:
+        message = messages.not_yet_valid(ticket.valid_from, tz)
+    else:
+        message = messages.expired(ticket.valid_until, tz)
+    return deny(
+        exc.reason, ctx, message=message, ticket_id=ticket.ticket_id, event_id=ticket.event_id
+    )
+
+
+def decide(ticket: Ticket | None, local: LocalState, event: EventInfo, ctx: Context) -> Decision:
+    """Steps 5-9 for a verified ticket; ``ticket=None`` is a manual look-up (no code, no nonce)."""
+    entry = local.entry
+    if entry is None:
+        ticket_id = ticket.ticket_id if ticket else None
+        return deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id, event_id=event.event_id)
+    reason, message = _list_rules(ticket, entry, event, ctx)
+    if reason is None:
+        reason, message = _entry_rules(local.state, event, ctx)
+    if reason is not None:
+        return deny(reason, ctx, message=message, entry=entry)
+    reentry = local.state is not None and local.state.last_in_at is not None
+    return Decision(
+        "admit",
+        None,
+        messages.admitted(ctx.direction, reentry),
+        entry.ticket_id,
+        entry.event_id,
+        entry.category,
+        entry.holder,
+        ctx.direction,
+        ctx.via,
+        scanned_at=ctx.now,
+    )
+
+
+def deny(
+    reason: RejectReason,
+    ctx: Context,
+    *,
+    message: str | None = None,
+    entry: ListEntry | None = None,
+    ticket_id: int | None = None,
+    event_id: int | None = None,
+) -> Decision:
+    return Decision(
+        "deny",
+        reason,
+        message or messages.FIXED[reason],
+        entry.ticket_id if entry else ticket_id,
+        entry.event_id if entry else event_id,
+        entry.category if entry else "",
+        entry.holder if entry else None,
+        ctx.direction,
+        ctx.via,
+        scanned_at=ctx.now,
+    )
+
+
+def _list_rules(
+    ticket: Ticket | None, entry: ListEntry, event: EventInfo, ctx: Context
+) -> tuple[RejectReason | None, str]:
+    if ticket is not None and ticket.nonce != entry.nonce:
+        return RejectReason.reissued, messages.FIXED[RejectReason.reissued]
+    if entry.status == "revoked":
+        return RejectReason.revoked, messages.FIXED[RejectReason.revoked]
+    if entry.status == "blocked":
+        return RejectReason.blocked, messages.FIXED[RejectReason.blocked]
+    if not entry.zone & zone_mask(ctx.settings.zones, event.zones):
+        names = [name for bit, name in sorted(event.zones.items()) if entry.zone >> bit & 1]
+        return RejectReason.wrong_zone, messages.wrong_zone(names)
+    return None, ""
+
+
+def _entry_rules(
+    state: EntryState | None, event: EventInfo, ctx: Context
+) -> tuple[RejectReason | None, str]:
+    tz = event.timezone
+    if ctx.direction == "out":
+        if state is None or not state.inside:
+            return RejectReason.not_inside, messages.FIXED[RejectReason.not_inside]
+        return None, ""
+    policy = ctx.settings.reentry or event.reentry
+    if state is None or policy == "always":
+        return None, ""
+    if state.inside:
+        text = messages.already_inside(state.last_in_at, state.last_in_gate, tz, ctx.now)
+        return RejectReason.already_inside, text
+    if policy == "never" and state.last_in_at is not None:
+        return RejectReason.reentry_denied, messages.reentry_denied(state.last_out_at, tz, ctx.now)
+    return None, ""
+
+
+def zone_mask(gate_zones: list[str] | tuple[str, ...], event_zones: Mapping[int, str]) -> int:
+    """The bit mask of zones a gate opens: names via the event's zone table, or bit indexes.
+
+    An empty list opens every zone. Names the event does not define contribute nothing (the
+    configuration check reports them).
+    """
+    if not gate_zones:
+        return ALL_ZONES
+    by_name = {name.casefold(): bit for bit, name in event_zones.items()}
+    mask = 0
+    for zone in gate_zones:
+        bit = int(zone) if zone.isdigit() else by_name.get(zone.casefold())
+        if bit is not None and 0 <= bit < 16:
+            mask |= 1 << bit
+    return mask

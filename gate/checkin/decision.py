@@ -1,0 +1,47 @@
+"""The outcome of one scan, as every feedback sink, the CLI and the journal see it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gate.store.records import Direction, Outcome
+from shared.errors import RejectReason
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """ADMIT or DENY for one scan. ``seq`` is set once the scan is committed to the journal.
+
+    ``message`` is what door staff read ("Already checked in 19:02 at Gate B"); ``reason`` is
+    the stable code (None on admit). ``latency_ms`` runs from the code's arrival to the commit.
+    """
+
+    outcome: Outcome
+    reason: RejectReason | None
+    message: str
+    ticket_id: int | None = None
+    event_id: int | None = None
+    category: str = ""
+    holder: str | None = None
+    direction: Direction = "in"
+    via: str = "scanner"
+    seq: int | None = None
+    scanned_at: float = 0.0
+    latency_ms: float = 0.0
+
+    @property
+    def admitted(self) -> bool:
+        return self.outcome == "admit"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``decision`` is the outcome under the name the CLI promises."""
+        data = asdict(self)
+        head = {
+            "ticket_id": self.ticket_id,
+            "decision": data.pop("outcome"),
+            "reason": self.reason.value if self.reason else None,
+            "message": self.message,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+        return {**head, **{k: v for k, v in data.items() if k not in head}}

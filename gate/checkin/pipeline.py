@@ -1,0 +1,141 @@
+"""The pipeline: verify -> decide -> durable commit -> feedback, one scan at a time.
+
+The result reaches feedback sinks only after the journal row is committed (``synchronous=FULL``):
+a power cut after the green light cannot lose the check-in. A scan that cannot be recorded is
+shown as DENY "Not recorded: scan again", never as an admit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from gate.checkin.decide import CodeRejected, Context, decide, deny, rejected, verify_code
+from gate.checkin.decision import Decision
+from gate.feedback import Feedback
+from gate.settings import GateSettings
+from gate.store.db import Store
+from gate.store.records import Direction, JournalEntry, LocalState
+from shared.errors import RejectReason
+from shared.ticket import Ticket
+
+log = logging.getLogger(__name__)
+NOT_RECORDED = "Not recorded: scan again"
+
+
+class Pipeline:
+    """Turns scanned texts (and manual admits) into committed, shown decisions."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: GateSettings,
+        sinks: Sequence[Feedback] = (),
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.sinks = list(sinks)
+        self._clock = clock
+        self._direction: Direction = settings.initial_direction()
+
+    @property
+    def direction(self) -> Direction:
+        return self._direction
+
+    def set_direction(self, direction: Direction) -> None:
+        """The direction switch of a gate in mode 'both'."""
+        if self.settings.mode != "both" and direction != self.settings.initial_direction():
+            raise ValueError(f"a gate in mode {self.settings.mode!r} cannot switch direction")
+        self._direction = direction
+
+    async def process(
+        self, text: str, *, via: str = "scanner", direction: Direction | None = None
+    ) -> Decision:
+        """Decide one scanned text, commit it, then show it. Never raises for bad input."""
+        started = time.perf_counter()
+        await self.store.refresh(force=False)
+        ctx = self._context(via, direction)
+        try:
+            ticket = verify_code(text, self.store.keys, ctx.now, self.settings.clock_tolerance)
+        except CodeRejected as exc:
+            return await self._finish(self._record(rejected(exc, self.store.events, ctx)), started)
+        return await self._finish(
+            self._check_in(ticket, ticket.ticket_id, ticket.event_id, ctx), started
+        )
+
+    async def search(self, query: str, *, limit: int = 20) -> list[LocalState]:
+        """Tickets by number or holder name, with their entry state, for a manual admit."""
+        found = await self.store.search(query, limit=limit)
+        return [
+            LocalState(e, (await self.store.lookup(e.event_id, e.ticket_id)).state) for e in found
+        ]
+
+    async def manual_admit(
+        self, ticket_id: int, *, event_id: int | None = None, direction: Direction | None = None
+    ) -> Decision:
+        """Admit by ticket number when the code is unreadable; every list rule still applies."""
+        started = time.perf_counter()
+        ctx = self._context("manual", direction)
+        if event_id is None:
+            events = {e.event_id for e in await self.store.search(str(ticket_id))}
+            if len(events) > 1:
+                raise ValueError(f"ticket {ticket_id} is in events {sorted(events)}: pick one")
+            event_id = events.pop() if events else next(iter(self.store.events), None)
+        if event_id is None or event_id not in self.store.events:
+            denial = deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id)
+            return await self._finish(self._record(denial), started)
+        return await self._finish(self._check_in(None, ticket_id, event_id, ctx), started)
+
+    def _context(self, via: str, direction: Direction | None) -> Context:
+        if direction is not None and direction != self._direction:
+            self.set_direction(direction)  # validates the mode; the switch stays where it is put
+        return Context(self.settings, self._direction, self._clock(), via)
+
+    async def _check_in(
+        self, ticket: Ticket | None, ticket_id: int, event_id: int, ctx: Context
+    ) -> Decision:
+        event = self.store.events[event_id]
+
+        def judge(local: LocalState) -> tuple[Decision, JournalEntry]:
+            decision = decide(ticket, local, event, ctx)
+            return decision, self._journal_entry(decision)
+
+        decision, seq = await self.store.check_in(event_id, ticket_id, judge)
+        return dataclasses.replace(decision, seq=seq)
+
+    async def _record(self, decision: Decision) -> Decision:
+        seq = await self.store.record_scan(self._journal_entry(decision))
+        return dataclasses.replace(decision, seq=seq)
+
+    def _journal_entry(self, d: Decision) -> JournalEntry:
+        reason = d.reason.value if d.reason else None
+        return JournalEntry(
+            d.direction,
+            d.outcome,
+            reason,
+            d.scanned_at,
+            d.via,
+            self.settings.gate_name,
+            d.event_id,
+            d.ticket_id,
+        )
+
+    async def _finish(self, pending: Awaitable[Decision], started: float) -> Decision:
+        try:
+            decision = await pending
+        except Exception:
+            log.exception("could not record a scan")
+            decision = Decision(
+                "deny", None, NOT_RECORDED, direction=self._direction, scanned_at=self._clock()
+            )
+        decision = dataclasses.replace(decision, latency_ms=(time.perf_counter() - started) * 1000)
+        for sink in self.sinks:
+            try:
+                await sink.show(decision)
+            except Exception:
+                log.exception("feedback sink %s failed", type(sink).__name__)
+        return decision

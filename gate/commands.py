@@ -1,0 +1,181 @@
+"""What the CLI commands do, as coroutines returning plain data (the CLI only prints)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from gate.checkin.decide import zone_mask
+from gate.checkin.decision import Decision
+from gate.checkin.messages import day_time
+from gate.checkin.pipeline import Pipeline
+from gate.settings import GateSettings
+from gate.store.db import Store
+from gate.store.importer import ImportResult, import_bundle
+from gate.store.records import Direction, LocalState
+from gate.store.stats import read_stats
+from shared.ticket import public_key_from_b64
+
+
+async def check_config(settings: GateSettings) -> dict[str, Any]:
+    """Open the database and check the zones against the loaded events."""
+    problems: list[str] = []
+    store = await Store.open(settings.db_path)
+    try:
+        events = list(store.events.values())
+        if not events:
+            problems.append("no ticket list loaded yet: run `gate import-list`")
+        for event in events:
+            if settings.zones and not zone_mask(settings.zones, event.zones):
+                problems.append(f"GATE_ZONES {settings.zones} opens no zone of event {event.name}")
+        trusted = await store.trusted_keyring()
+    finally:
+        await store.close()
+    return {
+        "ok": not [p for p in problems if not p.startswith("no ticket list")],
+        "problems": problems,
+        "database": str(settings.db_path),
+        "events": [e.name for e in events],
+        "trusted_keys": [k.hex() for k in trusted],
+        "settings": settings.model_dump(mode="json"),
+    }
+
+
+async def import_list(settings: GateSettings, file: Path, *, progress: bool) -> ImportResult:
+    store = await Store.open(settings.db_path)
+    try:
+        with (
+            file.open("rb") as stream,
+            tqdm(unit=" tickets", disable=not progress, unit_scale=True) as bar,
+        ):
+            return await import_bundle(store, stream, progress=bar.update)
+    finally:
+        await store.close()
+
+
+async def trust(settings: GateSettings, public_key: str) -> str:
+    try:
+        key = public_key_from_b64(public_key.strip())
+    except ValueError as exc:
+        raise ValueError(f"not a base64url Ed25519 public key: {exc}") from exc
+    store = await Store.open(settings.db_path)
+    try:
+        return (await store.trust(key)).hex()
+    finally:
+        await store.close()
+
+
+async def list_keys(settings: GateSettings) -> list[str]:
+    store = await Store.open(settings.db_path)
+    try:
+        rows = await store.conn.execute_fetchall(
+            "SELECT kid, event_id, status, trusted, pinned_at FROM keys ORDER BY kid"
+        )
+    finally:
+        await store.close()
+    return [
+        f"{bytes(kid).hex()}  event={event if event is not None else '-'}  {status}"
+        f"{'  trusted for bundles' if trusted else ''}{'  (pinned)' if pinned else ''}"
+        for kid, event, status, trusted, pinned in rows
+    ]
+
+
+async def status(settings: GateSettings) -> dict[str, Any]:
+    store = await Store.open(settings.db_path)
+    try:
+        stats = await read_stats(store, time.time())
+    finally:
+        await store.close()
+    data = dataclasses.asdict(stats)
+    for row in data["last_decisions"]:
+        row["scan_id"] = row["scan_id"].hex()
+    data["gate_name"] = settings.gate_name
+    data["database_bytes"] = sum(
+        p.stat().st_size for p in settings.data_dir.glob(settings.db_path.name + "*")
+    )
+    return data
+
+
+def format_status(s: dict[str, Any]) -> str:
+    events = ", ".join(f"{e['name']} (#{e['event_id']})" for e in s["events"]) or "none loaded"
+    age = s["list_age_seconds"]
+    lines = [
+        f"Gate:            {s['gate_name']}",
+        f"Event:           {events}",
+        f"List:            {s['list_size']:,} tickets"
+        + (f", {_age(age)} old" if age is not None else ""),
+        f"Admitted today:  {s['admitted_today']:,}",
+        f"Inside now:      {s['inside_now']:,}",
+        f"Journal:         {s['journal_size']:,} scans, {s['unsynced']:,} not yet synced",
+        f"Database:        {s['database_bytes'] / 1e6:.1f} MB",
+        "Last decisions:",
+    ]
+    tz = s["events"][0]["timezone"] if s["events"] else "UTC"
+    for row in s["last_decisions"]:
+        lines.append(
+            f"  #{row['seq']:<7} {day_time(row['scanned_at'], tz)}  {row['outcome'].upper():5}"
+            f"  {row['direction']:3}  ticket {_dash(row['ticket_id'])}"
+            f"  {row['reason'] or ''}  via {row['via']}"
+        )
+    return "\n".join(lines)
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+async def lookup(settings: GateSettings, query: str, limit: int) -> list[dict[str, Any]]:
+    store = await Store.open(settings.db_path)
+    try:
+        found = await Pipeline(store, settings).search(query, limit=limit)
+    finally:
+        await store.close()
+    return [_match(m) for m in found]
+
+
+def _match(m: LocalState) -> dict[str, Any]:
+    assert m.entry is not None
+    state = m.state
+    return {
+        **dataclasses.asdict(m.entry),
+        "inside": bool(state and state.inside),
+        "last_in_at": state.last_in_at if state else None,
+        "last_in_gate": state.last_in_gate if state else None,
+    }
+
+
+def format_match(row: dict[str, Any]) -> str:
+    inside = (
+        f"inside since {time.strftime('%a %H:%M', time.localtime(row['last_in_at']))}"
+        f" ({row['last_in_gate']})"
+        if row["inside"]
+        else "not inside"
+    )
+    return (
+        f"#{row['ticket_id']}  {row['holder'] or '(no name)'}  {row['category'] or '-'}"
+        f"  {row['status']}  event {row['event_id']}  {inside}"
+    )
+
+
+async def admit(
+    settings: GateSettings, ticket_id: int, event_id: int | None, direction: str | None
+) -> Decision:
+    store = await Store.open(settings.db_path)
+    try:
+        pipeline = Pipeline(store, settings)
+        way: Direction | None = "in" if direction == "in" else "out" if direction else None
+        return await pipeline.manual_admit(ticket_id, event_id=event_id, direction=way)
+    finally:
+        await store.close()

@@ -1,0 +1,263 @@
+"""The gate's SQLite store: one aiosqlite connection, the only writer in this process.
+
+Durability contract: WAL with ``synchronous=FULL``, so a transaction that returned from COMMIT is
+on disk; ``record_scan`` and ``check_in`` commit before they return, and callers show a result
+only after that. Every write goes through ``transaction()``, which holds an asyncio lock (one
+writer per process) and ``BEGIN IMMEDIATE`` (one writer across processes: `gate admit` or
+`gate import-list` may run beside `gate run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gate.store.migrate import apply_migrations
+from gate.store.records import (
+    STATUSES,
+    EntryState,
+    EventInfo,
+    JournalEntry,
+    KeyInfo,
+    ListEntry,
+    LocalState,
+)
+from shared.ticket import key_id, public_raw
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_LOOKUP = """
+SELECT t.nonce, t.status, t.zone, coalesce(c.label, ''), t.holder,
+       s.inside, s.last_in_at, s.last_in_gate, s.last_out_at, s.last_out_gate, s.entries
+FROM (SELECT ? AS e, ? AS i) AS k
+LEFT JOIN tickets t ON t.event_id = k.e AND t.ticket_id = k.i
+LEFT JOIN categories c ON c.category_id = t.category_id
+LEFT JOIN entry_state s ON s.event_id = k.e AND s.ticket_id = k.i
+"""
+_INSERT_JOURNAL = """
+INSERT INTO journal (seq, scan_id, event_id, ticket_id, direction, decision, reason,
+                     scanned_at, via)
+VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_ENTER = """
+INSERT INTO entry_state (event_id, ticket_id, inside, last_in_at, last_in_gate, entries,
+                         updated_at)
+VALUES (?1, ?2, 1, ?3, ?4, 1, ?3)
+ON CONFLICT (event_id, ticket_id) DO UPDATE SET
+    inside = 1, last_in_at = ?3, last_in_gate = ?4, entries = entries + 1, updated_at = ?3
+WHERE ?3 >= updated_at
+"""
+_LEAVE = """
+INSERT INTO entry_state (event_id, ticket_id, inside, last_out_at, last_out_gate, updated_at)
+VALUES (?1, ?2, 0, ?3, ?4, ?3)
+ON CONFLICT (event_id, ticket_id) DO UPDATE SET
+    inside = 0, last_out_at = ?3, last_out_gate = ?4, updated_at = ?3
+WHERE ?3 >= updated_at
+"""
+
+
+class Store:
+    """The gate's local state. Open with ``await Store.open(path)``; ``close()`` when done."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._data_version = -1
+        self.keys: dict[bytes, KeyInfo] = {}
+        self.events: dict[int, EventInfo] = {}
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        """Open (creating it and its folder if needed) and bring the schema up to date."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            for pragma in (
+                "auto_vacuum = INCREMENTAL",  # only takes effect on a new, empty database
+                "journal_mode = WAL",
+                "synchronous = FULL",
+                "busy_timeout = 15000",
+                "cache_size = -8000",
+            ):
+                await conn.execute(f"PRAGMA {pragma}")
+            await apply_migrations(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        store = cls(conn, path)
+        await store.refresh()
+        return store
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; commits on success, rolls back on any exception."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    async def refresh(self, *, force: bool = True) -> bool:
+        """Reload keys and events if another connection changed the database (or ``force``)."""
+        rows = await self.conn.execute_fetchall("PRAGMA data_version")
+        version = int(next(iter(rows))[0])
+        if version == self._data_version and not force:
+            return False
+        self._data_version = version
+        self.keys = await self._load_keys()
+        self.events = await self._load_events()
+        return True
+
+    async def _load_keys(self) -> dict[bytes, KeyInfo]:
+        rows = await self.conn.execute_fetchall(
+            "SELECT kid, public_key, event_id, status FROM keys"
+        )
+        return {
+            bytes(kid): KeyInfo(
+                bytes(kid), Ed25519PublicKey.from_public_bytes(raw), event_id, status == "active"
+            )
+            for kid, raw, event_id, status in rows
+        }
+
+    async def _load_events(self) -> dict[int, EventInfo]:
+        rows = await self.conn.execute_fetchall(
+            "SELECT event_id, name, timezone, reentry, zones, ticket_count, list_issued_at,"
+            " list_imported_at FROM events ORDER BY event_id"
+        )
+        return {row[0]: _event(row) for row in rows}
+
+    async def lookup(self, event_id: int, ticket_id: int) -> LocalState:
+        """The list row and entry state of one ticket (one indexed query)."""
+        rows = list(await self.conn.execute_fetchall(_LOOKUP, (event_id, ticket_id)))
+        return _local_state(event_id, ticket_id, rows[0])
+
+    async def check_in(
+        self, event_id: int, ticket_id: int, judge: Callable[[LocalState], tuple[T, JournalEntry]]
+    ) -> tuple[T, int]:
+        """Look a ticket up, let ``judge`` decide (pure, no I/O) and record, in one transaction.
+
+        Returns what ``judge`` returned first and the committed journal ``seq``.
+        """
+        async with self.transaction():
+            local = await self.lookup(event_id, ticket_id)
+            result, entry = judge(local)
+            seq = await self._record(entry)
+        return result, seq
+
+    async def record_scan(self, entry: JournalEntry) -> int:
+        """Append one scan to the journal (and move the entry state on an admit); durable."""
+        async with self.transaction():
+            return await self._record(entry)
+
+    async def _record(self, entry: JournalEntry) -> int:
+        cursor = await self.conn.execute(
+            _INSERT_JOURNAL,
+            (
+                os.urandom(16),
+                entry.event_id,
+                entry.ticket_id,
+                entry.direction,
+                entry.outcome,
+                entry.reason,
+                entry.scanned_at,
+                entry.via,
+            ),
+        )
+        if entry.outcome == "admit" and entry.ticket_id is not None:
+            await self._move(
+                entry.event_id, entry.ticket_id, entry.direction, entry.scanned_at, entry.gate
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def _move(
+        self, event_id: int | None, ticket_id: int, direction: str, at: float, gate: str
+    ) -> None:
+        sql = _ENTER if direction == "in" else _LEAVE
+        await self.conn.execute(sql, (event_id, ticket_id, at, gate))
+
+    async def apply_remote(
+        self, event_id: int, ticket_id: int, direction: str, at: float, gate: str
+    ) -> None:
+        """Apply another gate's admit (for sync): newer by gate clock wins, older is ignored."""
+        async with self.transaction():
+            await self._move(event_id, ticket_id, direction, at, gate)
+
+    async def search(self, query: str, *, limit: int = 20) -> list[ListEntry]:
+        """Tickets by number (exact) or holder name (case-insensitive substring)."""
+        query = query.strip()
+        if not query:
+            return []
+        sql = (
+            "SELECT t.event_id, t.ticket_id, t.nonce, t.status, t.zone,"
+            " coalesce(c.label, ''), t.holder FROM tickets t"
+            " LEFT JOIN categories c ON c.category_id = t.category_id WHERE "
+        )
+        params: tuple[Any, ...]
+        if query.isdigit():
+            sql += "t.ticket_id = ? LIMIT ?"
+            params = (int(query), limit)
+        else:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sql += "t.holder LIKE ? ESCAPE '\\' ORDER BY t.holder LIMIT ?"
+            params = (f"%{escaped}%", limit)
+        rows = await self.conn.execute_fetchall(sql, params)
+        return [ListEntry(r[0], r[1], r[2], STATUSES[r[3]], r[4], r[5], r[6]) for r in rows]
+
+    async def trust(self, public_key: Ed25519PublicKey) -> bytes:
+        """Pin a key as trusted to sign list bundles; returns its kid."""
+        kid = key_id(public_key)
+        async with self.transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall("SELECT public_key FROM keys WHERE kid = ?", (kid,))
+            )
+            if rows and bytes(rows[0][0]) != public_raw(public_key):
+                raise ValueError(f"another key with kid {kid.hex()} is already known")
+            await conn.execute(
+                "INSERT INTO keys (kid, public_key, trusted, pinned_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (kid) DO UPDATE SET trusted = 1, pinned_at = excluded.pinned_at",
+                (kid, public_raw(public_key), time.time()),
+            )
+        await self.refresh()
+        return kid
+
+    async def trusted_keyring(self) -> dict[bytes, Ed25519PublicKey]:
+        """Keys that may sign list bundles: trusted and not retired."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT kid, public_key FROM keys WHERE trusted = 1 AND status = 'active'"
+        )
+        return {bytes(k): Ed25519PublicKey.from_public_bytes(raw) for k, raw in rows}
+
+
+def _event(row: Any) -> EventInfo:
+    zones = {int(bit): name for bit, name in json.loads(row[4]).items()}
+    return EventInfo(row[0], row[1], row[2], row[3], zones, row[5], row[6], row[7])
+
+
+def _local_state(event_id: int, ticket_id: int, row: Any) -> LocalState:
+    entry = None
+    if row[0] is not None:
+        entry = ListEntry(event_id, ticket_id, row[0], STATUSES[row[1]], row[2], row[3], row[4])
+    state = None
+    if row[5] is not None:
+        state = EntryState(bool(row[5]), row[6], row[7], row[8], row[9], row[10])
+    return LocalState(entry, state)

@@ -1,0 +1,183 @@
+"""Load a signed list bundle (shared/bundle.py) into the store, all or nothing.
+
+The whole import is one transaction: the old list stays in force until the new bundle has been
+read to the end and its signature checked, and a refused or broken bundle changes nothing. Only
+a key the gate already trusts may sign a bundle, and only for its own event (a pinned key that
+no list has tied to an event yet may sign any). Active keys that a trusted bundle lists become
+trusted in turn, so syncd can rotate keys without a visit to every gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import IO, Any
+
+import aiosqlite
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gate.store.db import Store
+from gate.store.records import STATUSES
+from shared.bundle import BundleHeader, BundleReader, BundleTicket
+from shared.errors import BundleError
+from shared.ticket import key_id, public_key_from_b64, public_raw
+
+_STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
+_MAX_ID = 2**63 - 1
+_BATCH = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    event_id: int
+    event_name: str
+    tickets: int
+    signer: str  # kid hex
+    seconds: float
+
+
+class _SignerProbe(dict[bytes, Ed25519PublicKey]):
+    """A keyring that remembers which kid the reader asked for (the bundle's signer)."""
+
+    asked: bytes | None = None
+
+    def get(self, kid: bytes, default: Any = None) -> Any:
+        self.asked = kid
+        return super().get(kid, default)
+
+
+async def import_bundle(
+    store: Store, stream: IO[bytes], *, progress: Callable[[int], object] | None = None
+) -> ImportResult:
+    """Stream a bundle into the store; raises ``BundleError`` and changes nothing if refused."""
+    started = time.perf_counter()
+    trusted = await store.conn.execute_fetchall(
+        "SELECT kid, public_key, event_id FROM keys WHERE trusted = 1 AND status = 'active'"
+    )
+    if not trusted:
+        raise BundleError("this gate trusts no key yet: pin the event's key with `gate trust`")
+    probe = _SignerProbe()
+    reader = await asyncio.to_thread(BundleReader, stream, probe)
+    event_id = reader.header.event.event_id
+    for kid, raw, key_event in trusted:
+        if key_event in (None, event_id):
+            probe[bytes(kid)] = Ed25519PublicKey.from_public_bytes(raw)
+    try:
+        async with store.transaction() as conn:
+            count = await _replace_tickets(conn, reader, progress)
+            await asyncio.to_thread(reader.finish)
+            await _store_event(conn, reader.header, count, probe.asked)
+            await _store_keys(conn, reader.header)
+    except sqlite3.IntegrityError as exc:
+        raise BundleError(f"bundle breaks the list's rules: {exc}") from exc
+    await store.conn.execute("PRAGMA incremental_vacuum")
+    await store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await store.refresh()
+    signer = probe.asked.hex() if probe.asked else ""
+    elapsed = time.perf_counter() - started
+    return ImportResult(event_id, reader.header.event.name, count, signer, elapsed)
+
+
+async def _replace_tickets(
+    conn: aiosqlite.Connection, reader: BundleReader, progress: Callable[[int], object] | None
+) -> int:
+    event_id = reader.header.event.event_id
+    await conn.execute("DELETE FROM tickets WHERE event_id = ?", (event_id,))
+    categories = {
+        label: cid
+        for cid, label in await conn.execute_fetchall("SELECT category_id, label FROM categories")
+    }
+    known = len(categories)
+    tickets = reader.tickets()
+    count = 0
+    while rows := await asyncio.to_thread(_batch, tickets, event_id, categories):
+        await conn.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        count += len(rows)
+        if progress:
+            progress(len(rows))
+    new = [(cid, label) for label, cid in categories.items() if cid > known]
+    await conn.executemany("INSERT INTO categories VALUES (?, ?)", new)
+    return count
+
+
+def _batch(
+    tickets: Iterator[BundleTicket], event_id: int, categories: dict[str, int]
+) -> list[tuple[Any, ...]]:
+    rows = []
+    for t in islice(tickets, _BATCH):
+        _check(t)
+        cid = categories.get(t.category)
+        if cid is None:
+            cid = categories[t.category] = len(categories) + 1
+        holder = t.holder or None
+        rows.append((event_id, t.ticket_id, t.nonce, _STATUS_CODE[t.status], t.zone, cid, holder))
+    return rows
+
+
+def _check(t: BundleTicket) -> None:
+    ok = (
+        0 <= t.ticket_id <= _MAX_ID
+        and isinstance(t.nonce, int)
+        and 0 <= t.nonce <= 0xFFFFFFFF
+        and isinstance(t.zone, int)
+        and 0 <= t.zone <= 0xFFFF
+        and isinstance(t.category, str)
+        and (t.holder is None or isinstance(t.holder, str))
+    )
+    if not ok:
+        raise BundleError(f"bad ticket row for ticket {t.ticket_id!r}")
+
+
+async def _store_event(
+    conn: aiosqlite.Connection, header: BundleHeader, count: int, signer: bytes | None
+) -> None:
+    e = header.event
+    if e.reentry not in ("never", "after_exit", "always"):
+        raise BundleError(f"bad re-entry policy {e.reentry!r}")
+    await conn.execute(
+        "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            e.event_id,
+            e.name,
+            e.timezone,
+            e.reentry,
+            json.dumps(e.zones),
+            e.starts_at,
+            e.ends_at,
+            count,
+            header.issued_at,
+            time.time(),
+            header.cursor,
+            signer,
+        ),
+    )
+
+
+async def _store_keys(conn: aiosqlite.Connection, header: BundleHeader) -> None:
+    for key in header.keys:
+        try:
+            raw = public_raw(public_key_from_b64(key.public_key))
+            kid = bytes.fromhex(key.kid)
+        except ValueError as exc:
+            raise BundleError(f"bad key {key.kid!r} in bundle: {exc}") from exc
+        if key.status not in ("active", "retired"):
+            raise BundleError(f"bad status {key.status!r} for key {key.kid}")
+        if key_id(Ed25519PublicKey.from_public_bytes(raw)) != kid:
+            raise BundleError(f"key {key.kid} does not match its kid")
+        sql = "SELECT public_key, event_id FROM keys WHERE kid = ?"
+        rows = list(await conn.execute_fetchall(sql, (kid,)))
+        if rows and bytes(rows[0][0]) != raw:
+            raise BundleError(f"key {key.kid} clashes with a different key already known")
+        if rows and rows[0][1] not in (None, header.event.event_id):
+            raise BundleError(f"key {key.kid} already signs event {rows[0][1]}")
+        await conn.execute(
+            "INSERT INTO keys (kid, public_key, event_id, status, trusted) VALUES (?, ?, ?, ?, 1)"
+            " ON CONFLICT (kid) DO UPDATE SET event_id = excluded.event_id,"
+            " status = excluded.status, trusted = 1",
+            (kid, raw, header.event.event_id, key.status),
+        )
