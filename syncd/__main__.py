@@ -2,15 +2,143 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
 import click
+from aiohttp import web
+from pydantic import ValidationError
+
+from shared.errors import ConfigError
+from syncd import db
+from syncd.settings import SyncdSettings
+from syncd.vault import new_master_key
+
+T = TypeVar("T")
+
+
+def _settings() -> SyncdSettings:
+    try:
+        return SyncdSettings()
+    except ValidationError as exc:
+        raise click.ClickException(f"bad SYNCD_* setting: {exc}") from None
+
+
+def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``work`` with one database connection; errors become clean CLI messages."""
+
+    async def main() -> T:
+        url = _settings().database_url.get_secret_value()
+        try:
+            conn = await asyncpg.connect(url, timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ConfigError(f"cannot connect to Postgres: {exc}") from exc
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except (ConfigError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Tessera syncd: events, keys, attendee lists, gate sync and check-in fan-out.
 
-    Settings come from SYNCD_* environment variables.
+    Settings come from SYNCD_* environment variables (SYNCD_DATABASE_URL, SYNCD_AMQP_URL,
+    SYNCD_HOST, SYNCD_PORT, SYNCD_MASTER_KEY, ...).
     """
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations (safe to run on every deploy)."""
+    applied = _run(db.migrate)
+    for m in applied:
+        click.echo(f"applied {m.version:04d}_{m.name}")
+    click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Override SYNCD_HOST.")
+@click.option("--port", type=int, default=None, help="Override SYNCD_PORT.")
+@click.option("--check-config", is_flag=True, help="Check settings and schema, then exit.")
+def serve(host: str | None, port: int | None, check_config: bool) -> None:
+    """Run the HTTP service."""
+    from syncd.app import create_app
+    from syncd.logs import setup_logging
+
+    settings = _settings()
+    updates: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = settings.model_copy(update=updates)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    pending = _run(db.pending)
+    if pending:
+        raise click.ClickException("database schema is behind; run: syncd migrate")
+    if check_config:
+        click.echo("configuration OK")
+        return
+    setup_logging(settings.log_level)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+
+
+@cli.command("create-org")
+@click.argument("name")
+def create_org(name: str) -> None:
+    """Create an organisation (tenant) and print its id."""
+
+    async def work(conn: asyncpg.Connection) -> int:
+        return int(
+            await conn.fetchval("INSERT INTO orgs (name) VALUES ($1) RETURNING org_id", name)
+        )
+
+    try:
+        org_id = _run(work)
+    except click.ClickException as exc:
+        raise click.ClickException(f"cannot create organisation: {exc.message}") from None
+    click.echo(f"org_id {org_id}")
+
+
+@cli.command("create-token")
+@click.option("--org", "org", required=True, help="Organisation id or name.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "organiser", "viewer"]),
+    default="admin",
+    show_default=True,
+)
+@click.option("--name", default="cli", show_default=True, help="A label for the token.")
+def create_token(org: str, role: str, name: str) -> None:
+    """Create an API token and print it. It is shown only this once."""
+    from syncd.api.tokens import insert_token
+
+    async def work(conn: asyncpg.Connection) -> tuple[int, str]:
+        org_id = await conn.fetchval(
+            "SELECT org_id FROM orgs WHERE name = $1 OR org_id::text = $1", org
+        )
+        if org_id is None:
+            raise ConfigError(f"no organisation {org!r} (syncd create-org NAME)")
+        return await insert_token(conn, org_id, name, role)
+
+    token_id, token = _run(work)
+    click.echo(token)
+    click.echo(
+        f"token_id {token_id}, role {role}; store it now, it cannot be shown again", err=True
+    )
+
+
+@cli.command("gen-master-key")
+def gen_master_key() -> None:
+    """Print a new random master key for SYNCD_MASTER_KEY."""
+    click.echo(new_master_key())
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Thin HTTP handlers, one module per resource; each registers its operations with ``op``."""

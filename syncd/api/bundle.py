@@ -1,0 +1,153 @@
+"""The event's signed list bundle (``shared/bundle.py`` format), streamed to the client.
+
+``write_bundle`` is synchronous, so it runs in a worker thread; it pulls ticket rows from an
+asyncpg cursor and pushes compressed bytes to the response through the event loop. The header's
+count, the rows and the cursor (the event's change-feed position) come from one repeatable-read
+snapshot, so a gate that loads the bundle and then follows the feed from ``cursor`` misses
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from shared.bundle import BundleEvent, BundleHeader, BundleKey, BundleTicket, write_bundle
+from shared.ticket import public_key_to_b64
+from syncd import signing
+from syncd.api.common import load_event, pool, vault
+from syncd.http import query_flag
+from syncd.routing import Param, op
+
+_BATCH = 5000
+
+
+class _Bridge:
+    """Sync side of the bridge: a file-like sink and a row source, both served by the loop."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        response: web.StreamResponse,
+        cursor: Any,
+        names: bool,
+    ) -> None:
+        self._loop, self._response, self._cursor, self._names = loop, response, cursor, names
+        self._buf = bytearray()
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def write(self, data: bytes) -> int:
+        self._buf += data
+        if len(self._buf) >= 1 << 16:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buf:
+            self._run(self._response.write(bytes(self._buf)))
+            self._buf.clear()
+
+    def tickets(self) -> Iterator[BundleTicket]:
+        while rows := self._run(self._cursor.fetch(_BATCH)):
+            for r in rows:
+                yield BundleTicket(
+                    r["ticket_id"],
+                    r["nonce"],
+                    r["status"],
+                    r["zone"],
+                    r["category"],
+                    r["holder"] if self._names else None,
+                )
+
+
+async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHeader:
+    keys = await conn.fetch(
+        "SELECT kid, public_key, status FROM signing_keys WHERE event_id = $1 AND status ="
+        " 'active' ORDER BY created_at",
+        event["event_id"],
+    )
+    count = await conn.fetchval(
+        "SELECT count(*) FROM tickets WHERE event_id = $1", event["event_id"]
+    )
+    cursor = await conn.fetchval(
+        "SELECT change_seq FROM events WHERE event_id = $1", event["event_id"]
+    )
+    return BundleHeader(
+        event=BundleEvent(
+            event_id=event["event_id"],
+            name=event["name"],
+            zones={str(i): z for i, z in enumerate(event["zones"])},
+            timezone=event["timezone"],
+            reentry=event["reentry"],
+            starts_at=int(event["starts_at"].timestamp()) if event["starts_at"] else 0,
+            ends_at=int(event["ends_at"].timestamp()) if event["ends_at"] else 0,
+        ),
+        keys=[
+            BundleKey(
+                bytes(k["kid"]).hex(),
+                public_key_to_b64(Ed25519PublicKey.from_public_bytes(k["public_key"])),
+                k["status"],
+            )
+            for k in keys
+        ],
+        ticket_count=count,
+        issued_at=int(time.time()),
+        cursor=str(cursor),
+    )
+
+
+@op(
+    "GET",
+    "/api/v1/events/{event_id}/bundle",
+    "The event's signed list bundle (gzip JSON lines) for `gate import-list`.",
+    role="organiser",
+    tag="bundle",
+    produces="application/octet-stream",
+    query=(
+        Param(
+            "names",
+            {"type": "string", "enum": ["0", "1", "true", "false"]},
+            "include holder names (shown to door staff)",
+        ),
+    ),
+)
+async def bundle(request: web.Request) -> web.StreamResponse:
+    event = await load_event(pool(request), request)
+    names = query_flag(request, "names")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="event-{event["event_id"]}.bundle"',
+        }
+    )
+    async with (
+        pool(request).acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        header = await _header(conn, event)
+        signer = await signing.signer(conn, event["event_id"])
+        key = (await signing.private_keys(conn, vault(request), event["event_id"]))[signer]
+        response.headers["X-Ticket-Count"] = str(header.ticket_count)
+        await response.prepare(request)
+        cursor = await conn.cursor(
+            "SELECT ticket_id, nonce, status, zone, category, holder FROM tickets"
+            " WHERE event_id = $1 ORDER BY ticket_id",
+            event["event_id"],
+        )
+        bridge = _Bridge(asyncio.get_running_loop(), response, cursor, names)
+        await asyncio.to_thread(_write, bridge, header, key)
+    await response.write_eof()
+    return response
+
+
+def _write(bridge: _Bridge, header: BundleHeader, key: Any) -> None:
+    write_bundle(bridge, header, bridge.tickets(), key)  # type: ignore[arg-type]
+    bridge.flush()

@@ -1,0 +1,206 @@
+"""Events and their signing keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.ticket import public_key_to_b64
+from syncd import signing
+from syncd.api.common import EVENT_COLUMNS, event_json, load_event, pool, vault
+from syncd.auth import principal_of
+from syncd.http import ApiError, json_response, read_model
+from syncd.routing import op
+
+Name = Field(min_length=1, max_length=200)
+
+
+class EventPatch(BaseModel):
+    """Fields of an event; on update every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    venue: str | None = Field(None, max_length=200)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    timezone: str | None = Field(None, max_length=64)
+    zones: list[str] | None = Field(
+        None, max_length=16, description="Zone names; zone i is bit i of a ticket's zone mask."
+    )
+    reentry: Literal["never", "after_exit", "always"] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            cleaned = [z.strip() for z in value]
+            if any(not z or len(z) > 64 or "|" in z for z in cleaned):
+                raise ValueError("zone names are 1-64 characters without '|'")
+            if len({z.lower() for z in cleaned}) != len(cleaned):
+                raise ValueError("zone names must be unique")
+            return cleaned
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventPatch:
+        if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
+            raise ValueError("ends_at is before starts_at")
+        for when in (self.starts_at, self.ends_at):
+            if when is not None and when.tzinfo is None:
+                raise ValueError("times need a UTC offset, e.g. 2026-06-01T18:00:00+02:00")
+        return self
+
+
+class EventIn(EventPatch):
+    name: str = Field(min_length=1, max_length=200)  # type: ignore[assignment]
+
+
+@op(
+    "POST",
+    "/api/v1/events",
+    "Create an event (and its first signing key).",
+    role="organiser",
+    body=EventIn,
+    tag="events",
+    ok_status=201,
+)
+async def create_event(request: web.Request) -> web.Response:
+    body = await read_model(request, EventIn)
+    values = body.model_dump(exclude_none=True)
+    async with pool(request).acquire() as conn, conn.transaction():
+        columns = ["org_id", *values]
+        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        row = await conn.fetchrow(
+            f"INSERT INTO events ({', '.join(columns)}) VALUES ({placeholders})"
+            f" RETURNING {EVENT_COLUMNS}",
+            principal_of(request).org_id,
+            *values.values(),
+        )
+        await signing.create_key(conn, vault(request), row["event_id"])
+    return json_response(event_json(row), status=201)
+
+
+@op("GET", "/api/v1/events", "List the organisation's events.", tag="events")
+async def list_events(request: web.Request) -> web.Response:
+    rows = await pool(request).fetch(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE org_id = $1 ORDER BY event_id",
+        principal_of(request).org_id,
+    )
+    return json_response({"events": [event_json(r) for r in rows]})
+
+
+@op("GET", "/api/v1/events/{event_id}", "Show an event with ticket counts.", tag="events")
+async def get_event(request: web.Request) -> web.Response:
+    row = await load_event(pool(request), request)
+    counts = await pool(request).fetch(
+        "SELECT status, count(*) AS n FROM tickets WHERE event_id = $1 GROUP BY status",
+        row["event_id"],
+    )
+    return json_response({**event_json(row), "tickets": {r["status"]: r["n"] for r in counts}})
+
+
+@op(
+    "PATCH",
+    "/api/v1/events/{event_id}",
+    "Change an event's details.",
+    role="organiser",
+    body=EventPatch,
+    tag="events",
+)
+async def update_event(request: web.Request) -> web.Response:
+    body = await read_model(request, EventPatch)
+    values = body.model_dump(exclude_unset=True)
+    async with pool(request).acquire() as conn, conn.transaction():
+        event = await load_event(conn, request, lock=True)
+        if "zones" in values and len(values["zones"]) < len(event["zones"]):
+            raise ApiError(409, "zones_in_use", "zones can be renamed or added, not removed")
+        if not values:
+            return json_response(event_json(event))
+        sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(values, start=2))
+        row = await conn.fetchrow(
+            f"UPDATE events SET {sets}, updated_at = now() WHERE event_id = $1"
+            f" RETURNING {EVENT_COLUMNS}",
+            event["event_id"],
+            *values.values(),
+        )
+    return json_response(event_json(row))
+
+
+def _key_json(row: dict) -> dict:
+    public = Ed25519PublicKey.from_public_bytes(bytes(row["public_key"]))
+    return {
+        "kid": bytes(row["kid"]).hex(),
+        "public_key": public_key_to_b64(public),
+        "status": row["status"],
+        "signer": row["is_signer"],
+        "created_at": row["created_at"].isoformat(),
+        "retired_at": row["retired_at"].isoformat() if row["retired_at"] else None,
+    }
+
+
+async def _keys(conn, event_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    rows = await conn.fetch(
+        "SELECT kid, public_key, status, is_signer, created_at, retired_at FROM signing_keys"
+        " WHERE event_id = $1 ORDER BY created_at, kid",
+        event_id,
+    )
+    return [_key_json(dict(r)) for r in rows]
+
+
+@op("GET", "/api/v1/events/{event_id}/keys", "List an event's public keys.", tag="keys")
+async def list_keys(request: web.Request) -> web.Response:
+    event = await load_event(pool(request), request)
+    return json_response({"keys": await _keys(pool(request), event["event_id"])})
+
+
+@op(
+    "POST",
+    "/api/v1/events/{event_id}/keys",
+    "Rotate: a new key becomes the signer.",
+    role="organiser",
+    tag="keys",
+    ok_status=201,
+)
+async def rotate_key(request: web.Request) -> web.Response:
+    async with pool(request).acquire() as conn, conn.transaction():
+        event = await load_event(conn, request, lock=True)
+        kid = await signing.create_key(conn, vault(request), event["event_id"])
+        keys = await _keys(conn, event["event_id"])
+    return json_response({"kid": kid.hex(), "keys": keys}, status=201)
+
+
+@op(
+    "POST",
+    "/api/v1/events/{event_id}/keys/{kid}/retire",
+    "Retire a key; its valid tickets are reissued under the signer.",
+    role="organiser",
+    tag="keys",
+)
+async def retire_key(request: web.Request) -> web.Response:
+    text = request.match_info["kid"]
+    try:
+        kid = bytes.fromhex(text)
+    except ValueError:
+        kid = b""
+    if len(kid) != 4:
+        raise ApiError(404, "not_found", "key not found")
+    async with pool(request).acquire() as conn, conn.transaction():
+        event = await load_event(conn, request, lock=True)
+        moved = await signing.retire_key(conn, event["event_id"], kid)
+        keys = await _keys(conn, event["event_id"])
+    return json_response({"reissued": moved, "keys": keys})

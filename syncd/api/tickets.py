@@ -1,0 +1,140 @@
+"""Tickets: list, show, and the single-ticket actions (revoke, block, unblock, reissue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from syncd import feed, signing
+from syncd.api.common import load_event, pool
+from syncd.http import UINT64, ApiError, json_response, not_found, path_int, query_int
+from syncd.routing import Param, op
+
+TICKET_COLUMNS = (
+    "ticket_id, event_id, external_ref, nonce, kid, zone, valid_from, valid_until, category,"
+    " holder, email, status, status_source, issued_at, updated_at"
+)
+STATUS = {"type": "string", "enum": ["valid", "revoked", "blocked"]}
+
+
+def ticket_json(row: asyncpg.Record) -> dict[str, Any]:
+    data = dict(row)
+    data["kid"] = bytes(data["kid"]).hex()
+    data["holder_name"] = data.pop("holder")
+    for key in ("issued_at", "updated_at"):
+        data[key] = data[key].isoformat()
+    return data
+
+
+async def load_ticket(
+    conn: asyncpg.Connection | asyncpg.Pool, request: web.Request, *, lock: bool = False
+) -> asyncpg.Record:
+    """The path's ticket, within the caller's event (which ``load_event`` checked)."""
+    event = await load_event(conn, request, lock=lock)
+    ticket_id = path_int(request, "ticket_id", UINT64 >> 1)
+    row = await conn.fetchrow(
+        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1 AND event_id = $2",
+        ticket_id,
+        event["event_id"],
+    )
+    if row is None:
+        raise not_found("ticket")
+    return row
+
+
+@op(
+    "GET",
+    "/api/v1/events/{event_id}/tickets",
+    "List tickets (keyset pages by ticket_id).",
+    tag="tickets",
+    query=(
+        Param("external_ref", {"type": "string"}, "only this external reference"),
+        Param("status", STATUS, "only tickets with this status"),
+        Param("after", {"type": "integer", "minimum": 0}, "ticket_id to continue after"),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+    ),
+)
+async def list_tickets(request: web.Request) -> web.Response:
+    event = await load_event(pool(request), request)
+    after = query_int(request, "after", 0, 0, UINT64 >> 1)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    status = request.query.get("status")
+    if status is not None and status not in STATUS["enum"]:
+        raise ApiError(400, "bad_query", "status must be valid, revoked or blocked")
+    rows = await pool(request).fetch(
+        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE event_id = $1 AND ticket_id > $2"
+        " AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)"
+        " ORDER BY ticket_id LIMIT $5",
+        event["event_id"],
+        after,
+        request.query.get("external_ref"),
+        status,
+        limit,
+    )
+    tickets = [ticket_json(r) for r in rows]
+    more = len(rows) == limit
+    return json_response(
+        {"tickets": tickets, "next_after": rows[-1]["ticket_id"] if more else None}
+    )
+
+
+@op("GET", "/api/v1/events/{event_id}/tickets/{ticket_id}", "Show one ticket.", tag="tickets")
+async def get_ticket(request: web.Request) -> web.Response:
+    return json_response(ticket_json(await load_ticket(pool(request), request)))
+
+
+_ACTIONS = {
+    # action: (allowed current statuses, new status, new nonce?, feed kind)
+    "revoke": (("valid", "blocked"), "revoked", False, "revoked"),
+    "block": (("valid",), "blocked", False, "blocked"),
+    "unblock": (("blocked",), "valid", False, "unblocked"),
+    "reissue": (("valid", "blocked", "revoked"), None, True, "reissued"),
+}
+
+
+async def _act(request: web.Request, action: str) -> web.Response:
+    allowed, new_status, renonce, kind = _ACTIONS[action]
+    async with pool(request).acquire() as conn, conn.transaction():
+        ticket = await load_ticket(conn, request, lock=True)
+        if ticket["status"] not in allowed:
+            raise ApiError(409, "bad_status", f"cannot {action} a {ticket['status']} ticket")
+        signer = await signing.signer(conn, ticket["event_id"]) if renonce else ticket["kid"]
+        row = await conn.fetchrow(
+            "UPDATE tickets SET status = coalesce($2, status), status_source = 'manual',"
+            " kid = $3, nonce = CASE WHEN $4 THEN "
+            + signing.NEW_NONCE_SQL.format(old="nonce")
+            + " ELSE nonce END, issued_at = CASE WHEN $4 THEN now() ELSE issued_at END,"
+            f" updated_at = now() WHERE ticket_id = $1 RETURNING {TICKET_COLUMNS}",
+            ticket["ticket_id"],
+            new_status,
+            signer,
+            renonce,
+        )
+        await feed.append_ticket(conn, kind, row)
+    return json_response(ticket_json(row))
+
+
+def _action_op(action: str, summary: str) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return await _act(request, action)
+
+    handler.__name__ = f"{action}_ticket"
+    op(
+        "POST",
+        f"/api/v1/events/{{event_id}}/tickets/{{ticket_id}}/{action}",
+        summary,
+        role="organiser",
+        tag="tickets",
+    )(handler)
+
+
+_action_op("revoke", "Revoke a ticket (permanent unless reissued).")
+_action_op("block", "Block a ticket temporarily (e.g. reported lost).")
+_action_op("unblock", "Unblock a blocked ticket; its QR works again.")
+_action_op(
+    "reissue",
+    "Reissue: new nonce (old QR stops working), signed by the current key; "
+    "a revoked or blocked ticket keeps its status.",
+)

@@ -1,0 +1,90 @@
+"""HTTP-facing errors and request helpers shared by the handlers.
+
+Every error a client can cause leaves syncd as JSON ``{"error": code, "message": text, ...}`` with
+a 4xx status (``middleware.errors`` maps them); a 500 means a bug, never bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+UINT32 = 0xFFFFFFFF
+UINT64 = 0xFFFFFFFFFFFFFFFF
+
+
+class ApiError(Exception):
+    """A client-visible failure: HTTP status, stable code, English message, optional details."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, default=str))
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse a JSON body into ``model``: 415 wrong type, 413 too big, 400 not JSON, 422 invalid."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+        for e in exc.errors(include_input=False, include_url=False)
+    ]
+    return ApiError(422, "invalid", "request body is invalid", problems=problems)
+
+
+def path_int(request: web.Request, name: str, maximum: int) -> int:
+    """An integer path parameter; anything else is a 404 (no such resource can exist)."""
+    text = request.match_info[name]
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= maximum:
+        raise not_found(name.removesuffix("_id").replace("_", " "))
+    return int(text)
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, "bad_query", f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "bad_query", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    text = request.query.get(name, "0").lower()
+    if text not in ("0", "1", "true", "false", "yes", "no", ""):
+        raise ApiError(400, "bad_query", f"{name} must be 0 or 1")
+    return text in ("1", "true", "yes")

@@ -1,0 +1,109 @@
+"""Request id, access log, metrics and error mapping: the outermost middlewares.
+
+Order (outermost first): ``observe`` sets the request id, times the request, logs one access
+line and counts it; ``errors`` turns every failure into a JSON body (a 500 only for bugs,
+logged with its traceback and the request id the client also sees).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from syncd.auth import PRINCIPAL
+from syncd.http import ApiError
+from syncd.logs import request_id
+
+log = logging.getLogger("syncd.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class Metrics:
+    """Prometheus metrics of one app (its own registry, so several apps can live in a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "syncd_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "syncd_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry
+        )
+        self.list_rows = Counter(
+            "syncd_list_rows", "Attendee list rows applied", ["outcome"], registry=self.registry
+        )
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if _GOOD_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_name(request)
+        metrics = request.app[METRICS]
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        principal = request.get(PRINCIPAL)
+        log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "status": status,
+                "ms": round(elapsed * 1000, 1),
+                "org_id": getattr(principal, "org_id", None),
+            },
+        )
+        request_id.reset(token)
+
+
+def _error_response(status: int, body: dict) -> web.Response:
+    body["request_id"] = request_id.get()
+    response = web.json_response(body, status=status)
+    response.headers["X-Request-Id"] = request_id.get()
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error_response(exc.status, exc.body())
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return _error_response(exc.status, {"error": code, "message": exc.reason})
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _error_response(500, {"error": "internal", "message": "internal error"})

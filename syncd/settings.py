@@ -1,0 +1,42 @@
+"""syncd settings: every value comes from a ``SYNCD_*`` environment variable (or the caller)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SyncdSettings(BaseSettings):
+    """Configuration of one syncd replica. Replicas share nothing but Postgres and RabbitMQ."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNCD_", env_file=None, extra="ignore")
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres:postgres@127.0.0.1:5432/tessera"),
+        description="Postgres URL (asyncpg).",
+    )
+    amqp_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ URL (aio-pika).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port to bind.")
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Secret that encrypts event private keys at rest (syncd gen-master-key).",
+    )
+    pool_min: int = Field(default=1, ge=0, description="Minimum Postgres connections.")
+    pool_max: int = Field(default=10, ge=1, description="Maximum Postgres connections.")
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Limit for JSON request bodies."
+    )
+    max_list_bytes: int = Field(
+        default=1 << 30, ge=1024, description="Limit for one attendee list upload (streamed)."
+    )
+    max_list_errors: int = Field(
+        default=1000, ge=1, description="Row errors reported for a bad list."
+    )
+    log_level: str = Field(default="INFO", description="Python log level.")
+    check_schema: bool = Field(
+        default=True, description="Refuse to start when migrations are pending."
+    )
