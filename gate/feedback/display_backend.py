@@ -1,0 +1,62 @@
+"""``PipelineBackend``: the kiosk page's view of the gate (pipeline, store, sync state)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gate.checkin.decision import Decision
+from gate.checkin.pipeline import Pipeline
+
+
+class PipelineBackend:
+    """Answers the page's status, search, manual-admit and typed-code requests.
+
+    ``online`` reports whether the sync worker reached syncd recently (False while there is no
+    sync). Counters come from ``Store.stats()`` when the store offers it.
+    """
+
+    def __init__(self, pipeline: Pipeline, online: Callable[[], bool] = lambda: False) -> None:
+        self.pipeline = pipeline
+        self.online = online
+
+    async def status(self) -> Mapping[str, Any]:
+        data: dict[str, Any] = {
+            "gate_name": self.pipeline.settings.gate_name,
+            "online": self.online(),
+            "direction": self.pipeline.direction,
+        }
+        stats_call = getattr(self.pipeline.store, "stats", None)
+        if stats_call is not None:
+            stats = stats_call()
+            stats = await stats if inspect.isawaitable(stats) else stats
+            data.update(
+                admitted_today=stats.admitted_today,
+                inside_now=stats.inside_now,
+                list_size=stats.list_size,
+                list_age_s=stats.list_age_seconds,
+                unsynced=stats.unsynced,
+            )
+        return data
+
+    async def search(self, query: str) -> Sequence[Mapping[str, Any]]:
+        found = await self.pipeline.search(query)
+        return [
+            {
+                "ticket_id": s.entry.ticket_id,
+                "event_id": s.entry.event_id,
+                "holder": s.entry.holder,
+                "category": s.entry.category,
+                "status": s.entry.status,
+                "state": "inside" if s.state is not None and s.state.inside else "not inside",
+            }
+            for s in found
+            if s.entry is not None
+        ]
+
+    async def admit(self, ticket_id: int) -> Decision:
+        return await self.pipeline.manual_admit(ticket_id)
+
+    async def scan(self, text: str) -> Decision:
+        return await self.pipeline.process(text, via="manual")
