@@ -16,12 +16,13 @@ from gate.checkin.decide import CodeRejected, Context, decide, deny, rejected, v
 from gate.checkin.decision import Decision
 from gate.feedback import Feedback
 from gate.settings import GateSettings
-from gate.store.db import Store
+from gate.store.db import StaleCacheError, Store
 from gate.store.records import Direction, JournalEntry, LocalState
 from shared.errors import RejectReason
 from shared.ticket import Ticket
 
 log = logging.getLogger(__name__)
+_KEY_REASONS = {RejectReason.unknown_key, RejectReason.wrong_event, RejectReason.key_retired}
 NOT_RECORDED = "Not recorded: scan again"
 
 
@@ -57,15 +58,22 @@ class Pipeline:
     ) -> Decision:
         """Decide one scanned text, commit it, then show it. Never raises for bad input."""
         started = time.perf_counter()
-        await self.store.refresh(force=False)
         ctx = self._context(via, direction)
-        try:
-            ticket = verify_code(text, self.store.keys, ctx.now, self.settings.clock_tolerance)
-        except CodeRejected as exc:
-            return await self._finish(self._record(rejected(exc, self.store.events, ctx)), started)
-        return await self._finish(
-            self._check_in(ticket, ticket.ticket_id, ticket.event_id, ctx), started
-        )
+        return await self._finish(self._decide_code(text, ctx), started)
+
+    async def _decide_code(self, text: str, ctx: Context) -> Decision:
+        for _ in range(3):
+            try:
+                ticket = verify_code(text, self.store.keys, ctx.now, self.settings.clock_tolerance)
+            except CodeRejected as exc:
+                if exc.reason in _KEY_REASONS and await self.store.refresh(force=False):
+                    continue  # another process loaded keys since: judge with the new ones
+                return await self._record(rejected(exc, self.store.events, ctx))
+            try:
+                return await self._check_in(ticket, ticket.ticket_id, ticket.event_id, ctx)
+            except StaleCacheError:
+                continue
+        raise RuntimeError("keys keep changing under this scan")
 
     async def search(self, query: str, *, limit: int = 20) -> list[LocalState]:
         """Tickets by number or holder name, with their entry state, for a manual admit."""
@@ -88,7 +96,13 @@ class Pipeline:
         if event_id is None or event_id not in self.store.events:
             denial = deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id)
             return await self._finish(self._record(denial), started)
-        return await self._finish(self._check_in(None, ticket_id, event_id, ctx), started)
+        return await self._finish(self._manual(ticket_id, event_id, ctx), started)
+
+    async def _manual(self, ticket_id: int, event_id: int, ctx: Context) -> Decision:
+        try:
+            return await self._check_in(None, ticket_id, event_id, ctx)
+        except StaleCacheError:
+            return await self._check_in(None, ticket_id, event_id, ctx)
 
     def _context(self, via: str, direction: Direction | None) -> Context:
         if direction is not None and direction != self._direction:

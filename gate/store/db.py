@@ -1,10 +1,15 @@
 """The gate's SQLite store: one aiosqlite connection, the only writer in this process.
 
-Durability contract: WAL with ``synchronous=FULL``, so a transaction that returned from COMMIT is
-on disk; ``record_scan`` and ``check_in`` commit before they return, and callers show a result
-only after that. Every write goes through ``transaction()``, which holds an asyncio lock (one
-writer per process) and ``BEGIN IMMEDIATE`` (one writer across processes: `gate admit` or
-`gate import-list` may run beside `gate run`).
+Durability contract: WAL with ``synchronous=FULL``, so a committed statement is on disk;
+``record_scan`` and ``check_in`` commit before they return, and callers show a result only after
+that. A scan is one INSERT into the journal (autocommit: its own transaction, one fsync); triggers
+move the entry state in the same statement. Writes hold an asyncio lock (one writer per process);
+multi-statement writes go through ``transaction()`` (``BEGIN IMMEDIATE``: one writer across
+processes, as `gate admit` or `gate import-list` may run beside `gate run`).
+
+Keys and events are cached in memory; ``PRAGMA data_version`` (read with every look-up) tells
+when another process changed them, and ``check_in`` then raises ``StaleCacheError`` after
+reloading so the caller verifies again with the new keys.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _LOOKUP = """
-SELECT t.nonce, t.status, t.zone, coalesce(c.label, ''), t.holder,
+SELECT (SELECT data_version FROM pragma_data_version),
+       t.nonce, t.status, t.zone, coalesce(c.label, ''), t.holder,
        s.inside, s.last_in_at, s.last_in_gate, s.last_out_at, s.last_out_gate, s.entries
 FROM (SELECT ? AS e, ? AS i) AS k
 LEFT JOIN tickets t ON t.event_id = k.e AND t.ticket_id = k.i
@@ -47,8 +53,8 @@ LEFT JOIN entry_state s ON s.event_id = k.e AND s.ticket_id = k.i
 """
 _INSERT_JOURNAL = """
 INSERT INTO journal (seq, scan_id, event_id, ticket_id, direction, decision, reason,
-                     scanned_at, via)
-VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), ?, ?, ?, ?, ?, ?, ?, ?)
+                     scanned_at, via, gate)
+VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _ENTER = """
 INSERT INTO entry_state (event_id, ticket_id, inside, last_in_at, last_in_gate, entries,
@@ -56,15 +62,20 @@ INSERT INTO entry_state (event_id, ticket_id, inside, last_in_at, last_in_gate, 
 VALUES (?1, ?2, 1, ?3, ?4, 1, ?3)
 ON CONFLICT (event_id, ticket_id) DO UPDATE SET
     inside = 1, last_in_at = ?3, last_in_gate = ?4, entries = entries + 1, updated_at = ?3
-WHERE ?3 >= updated_at
+WHERE ?3 > updated_at
 """
 _LEAVE = """
 INSERT INTO entry_state (event_id, ticket_id, inside, last_out_at, last_out_gate, updated_at)
 VALUES (?1, ?2, 0, ?3, ?4, ?3)
 ON CONFLICT (event_id, ticket_id) DO UPDATE SET
     inside = 0, last_out_at = ?3, last_out_gate = ?4, updated_at = ?3
-WHERE ?3 >= updated_at
+WHERE ?3 > updated_at
 """
+_MAX_ID = 2**63 - 1
+
+
+class StaleCacheError(Exception):
+    """Another process changed keys or events; the cache is reloaded, verify the code again."""
 
 
 class Store:
@@ -147,25 +158,34 @@ class Store:
 
     async def lookup(self, event_id: int, ticket_id: int) -> LocalState:
         """The list row and entry state of one ticket (one indexed query)."""
+        return (await self._lookup(event_id, ticket_id))[0]
+
+    async def _lookup(self, event_id: int, ticket_id: int) -> tuple[LocalState, int]:
+        if not 0 <= ticket_id <= _MAX_ID:
+            return LocalState(None, None), self._data_version
         rows = list(await self.conn.execute_fetchall(_LOOKUP, (event_id, ticket_id)))
-        return _local_state(event_id, ticket_id, rows[0])
+        return _local_state(event_id, ticket_id, rows[0][1:]), int(rows[0][0])
 
     async def check_in(
         self, event_id: int, ticket_id: int, judge: Callable[[LocalState], tuple[T, JournalEntry]]
     ) -> tuple[T, int]:
-        """Look a ticket up, let ``judge`` decide (pure, no I/O) and record, in one transaction.
+        """Look a ticket up, let ``judge`` decide (pure, no I/O) and record it durably.
 
-        Returns what ``judge`` returned first and the committed journal ``seq``.
+        Returns what ``judge`` returned first and the committed journal ``seq``. Nothing else
+        writes between the look-up and the record in this process; raises ``StaleCacheError``
+        (recording nothing) when another process changed the keys or events since the cache.
         """
-        async with self.transaction():
-            local = await self.lookup(event_id, ticket_id)
+        async with self._lock:
+            local, version = await self._lookup(event_id, ticket_id)
+            if version != self._data_version:
+                await self.refresh()
+                raise StaleCacheError
             result, entry = judge(local)
-            seq = await self._record(entry)
-        return result, seq
+            return result, await self._record(entry)
 
     async def record_scan(self, entry: JournalEntry) -> int:
-        """Append one scan to the journal (and move the entry state on an admit); durable."""
-        async with self.transaction():
+        """Append one scan to the journal (the entry state follows an admit); durable."""
+        async with self._lock:
             return await self._record(entry)
 
     async def _record(self, entry: JournalEntry) -> int:
@@ -180,27 +200,19 @@ class Store:
                 entry.reason,
                 entry.scanned_at,
                 entry.via,
+                entry.gate,
             ),
         )
-        if entry.outcome == "admit" and entry.ticket_id is not None:
-            await self._move(
-                entry.event_id, entry.ticket_id, entry.direction, entry.scanned_at, entry.gate
-            )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
-
-    async def _move(
-        self, event_id: int | None, ticket_id: int, direction: str, at: float, gate: str
-    ) -> None:
-        sql = _ENTER if direction == "in" else _LEAVE
-        await self.conn.execute(sql, (event_id, ticket_id, at, gate))
 
     async def apply_remote(
         self, event_id: int, ticket_id: int, direction: str, at: float, gate: str
     ) -> None:
         """Apply another gate's admit (for sync): newer by gate clock wins, older is ignored."""
-        async with self.transaction():
-            await self._move(event_id, ticket_id, direction, at, gate)
+        sql = _ENTER if direction == "in" else _LEAVE
+        async with self._lock:
+            await self.conn.execute(sql, (event_id, ticket_id, at, gate))
 
     async def search(self, query: str, *, limit: int = 20) -> list[ListEntry]:
         """Tickets by number (exact) or holder name (case-insensitive substring)."""

@@ -69,6 +69,30 @@ CREATE TABLE journal (
     reason     TEXT,
     scanned_at REAL    NOT NULL,                      -- gate wall clock, Unix seconds
     via        TEXT    NOT NULL,                      -- scanner, camera, manual ...
+    gate       TEXT    NOT NULL,                      -- this gate's name at the time
     synced     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX journal_unsynced ON journal (seq) WHERE synced = 0;
+
+-- The journal is this gate's truth and the entry state follows it, in seq order, inside the
+-- statement that appends the scan: one statement, one transaction, one fsync per scan.
+CREATE TRIGGER journal_admit_in AFTER INSERT ON journal
+WHEN NEW.decision = 'admit' AND NEW.direction = 'in' AND NEW.ticket_id IS NOT NULL
+BEGIN
+    INSERT INTO entry_state (event_id, ticket_id, inside, last_in_at, last_in_gate, entries,
+                             updated_at)
+    VALUES (NEW.event_id, NEW.ticket_id, 1, NEW.scanned_at, NEW.gate, 1, NEW.scanned_at)
+    ON CONFLICT (event_id, ticket_id) DO UPDATE SET
+        inside = 1, last_in_at = excluded.last_in_at, last_in_gate = excluded.last_in_gate,
+        entries = entries + 1, updated_at = excluded.updated_at;
+END;
+
+CREATE TRIGGER journal_admit_out AFTER INSERT ON journal
+WHEN NEW.decision = 'admit' AND NEW.direction = 'out' AND NEW.ticket_id IS NOT NULL
+BEGIN
+    INSERT INTO entry_state (event_id, ticket_id, inside, last_out_at, last_out_gate, updated_at)
+    VALUES (NEW.event_id, NEW.ticket_id, 0, NEW.scanned_at, NEW.gate, NEW.scanned_at)
+    ON CONFLICT (event_id, ticket_id) DO UPDATE SET
+        inside = 0, last_out_at = excluded.last_out_at, last_out_gate = excluded.last_out_gate,
+        updated_at = excluded.updated_at;
+END;
