@@ -24,9 +24,11 @@ SOURCES: dict[str, Callable[[], Any]] = {}
 
 
 def _register_defaults() -> None:
+    from gate.scan.wiring import camera_source
     from gate.sources import StdinSource
 
     SOURCES.setdefault("stdin", StdinSource)
+    SOURCES.setdefault("camera", camera_source)
 
 
 def _settings() -> GateSettings:
@@ -60,7 +62,9 @@ def cli() -> None:
     multiple=True,
     default=["stdin"],
     show_default=True,
-    help="Input source; repeat for several. stdin: one code per line (USB keyboard-wedge).",
+    help="Input source; repeat for several. stdin: one code per line (USB keyboard-wedge); "
+    "camera (GATE_CAMERA_SOURCE), a device (0, /dev/video0), a video file, a stream URL or a "
+    "folder of images; a file or folder is replayed once through the camera path.",
 )
 @click.option("--check-config", is_flag=True, help="Check settings and database, then exit.")
 def run(sources: tuple[str, ...], check_config: bool) -> None:
@@ -71,7 +75,9 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
     """
     settings = _settings()
     _register_defaults()
-    unknown = [s for s in sources if s not in SOURCES]
+    from gate.scan.wiring import looks_like_camera
+
+    unknown = [s for s in sources if s not in SOURCES and not looks_like_camera(s)]
     if unknown:
         raise click.BadParameter(f"unknown source {unknown}; known: {sorted(SOURCES)}")
     if check_config:
@@ -84,8 +90,10 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
 async def _serve(settings: GateSettings, sources: tuple[str, ...]) -> None:
     from gate.app import GateApp
     from gate.feedback.jsonlines import JsonLinesFeedback
+    from gate.scan.wiring import camera_feedback, camera_source
 
-    app = GateApp(settings, [SOURCES[s]() for s in sources], [JsonLinesFeedback()])
+    parts = [SOURCES[s]() if s in SOURCES else camera_source(s) for s in sources]
+    app = GateApp(settings, parts, [JsonLinesFeedback(), *camera_feedback(parts)])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, app.stop)

@@ -120,7 +120,8 @@ class Capture:
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.join(timeout)
-        self._set_state(CameraState.stopped)
+        if self.status().state is not CameraState.ended:
+            self._set_state(CameraState.stopped)
         self.finished.set()
 
     def status(self) -> CameraStatus:

@@ -91,8 +91,13 @@ class Display:
         self._broadcast(_sse("decision", data))
 
     # -- lifecycle ----------------------------------------------------------------------------
-    async def start(self) -> str:
-        """Start serving; returns the page URL."""
+    async def start(self, app: Any = None) -> str:
+        """Start serving; returns the page URL. As a ``gate.app.Part`` it gets the running app
+        and, without a backend yet, talks to ``app.pipeline``."""
+        if app is not None and self.backend is None:
+            from gate.feedback.display_backend import PipelineBackend
+
+            self.backend = PipelineBackend(app.pipeline)
         self._runner = web.AppRunner(self.create_app(), shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gate.checkin.decision import Decision
 from gate.checkin.pipeline import Pipeline
+from gate.store.stats import read_stats
 
 
 class PipelineBackend:
     """Answers the page's status, search, manual-admit and typed-code requests.
 
     ``online`` reports whether the sync worker reached syncd recently (False while there is no
-    sync). Counters come from ``Store.stats()`` when the store offers it.
+    sync). Counters come from ``gate.store.stats.read_stats`` (cheap read-only queries).
     """
 
     def __init__(self, pipeline: Pipeline, online: Callable[[], bool] = lambda: False) -> None:
@@ -27,17 +28,14 @@ class PipelineBackend:
             "online": self.online(),
             "direction": self.pipeline.direction,
         }
-        stats_call = getattr(self.pipeline.store, "stats", None)
-        if stats_call is not None:
-            stats = stats_call()
-            stats = await stats if inspect.isawaitable(stats) else stats
-            data.update(
-                admitted_today=stats.admitted_today,
-                inside_now=stats.inside_now,
-                list_size=stats.list_size,
-                list_age_s=stats.list_age_seconds,
-                unsynced=stats.unsynced,
-            )
+        stats = await read_stats(self.pipeline.store, time.time(), last=0)
+        data.update(
+            admitted_today=stats.admitted_today,
+            inside_now=stats.inside_now,
+            list_size=stats.list_size,
+            list_age_s=stats.list_age_seconds,
+            unsynced=stats.unsynced,
+        )
         return data
 
     async def search(self, query: str) -> Sequence[Mapping[str, Any]]:

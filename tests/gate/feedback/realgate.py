@@ -26,6 +26,7 @@ class RealGate:
     store: Store
     pipeline: Pipeline
     key: Ed25519PrivateKey
+    settings: GateSettings
 
     def code(self, ticket_id: int, nonce: int | None = None) -> str:
         return sign_ticket(self.key, event_id=EVENT, ticket_id=ticket_id, nonce=nonce or ticket_id)
@@ -48,7 +49,7 @@ async def make_gate(
     buffer.seek(0)
     await import_bundle(store, buffer)
     settings = GateSettings(gate_name="Gate B", data_dir=tmp_path / "gate")
-    return RealGate(store, Pipeline(store, settings, sinks), key)
+    return RealGate(store, Pipeline(store, settings, sinks), key, settings)
 
 
 def tickets(count: int, start: int = 1001) -> list[BundleTicket]:

@@ -81,6 +81,8 @@ async def test_idle_page_shows_ready_offline_and_list_state(kiosk: Kiosk) -> Non
     page = kiosk.page
     await expect(page.locator("#verdict")).to_have_text("READY")
     await expect(page.locator("#link")).to_have_text("OFFLINE")
+    await expect(page.locator("#admitted-today")).to_have_text("0")
+    await expect(page.locator("#list-age")).to_contain_text("list ")
     assert dominant(await page.screenshot()) == "other"
 
 
@@ -91,6 +93,8 @@ async def test_admit_then_deny_fill_the_screen_green_then_red(kiosk: Kiosk, tmp_
     await expect(page.locator("#message")).to_have_text("Welcome")
     await expect(page.locator("#holder")).to_have_text("Guest 1001")
     await expect(page.locator("#category")).to_have_text("Weekend pass")
+    await expect(page.locator("#admitted-today")).to_have_text("1")
+    await expect(page.locator("#inside-now")).to_have_text("1")
     admit_png = await page.screenshot(path=str(tmp_path / "admit.png"))
     assert dominant(admit_png) == GREEN
 
