@@ -57,7 +57,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("screen", medium="screen"),
     Condition("screen_dark", medium="screen", invert=True),
     Condition(
-        "harsh", tilt=0.3, rotation=20, blur=0.45, noise=18, light=0.35, glare=90, moderate=False
+        "harsh", tilt=0.3, rotation=20, blur=0.3, noise=10, light=0.45, glare=80, moderate=False
     ),
 )
 
