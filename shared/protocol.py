@@ -1,0 +1,139 @@
+"""The wire protocol between a gate and syncd (DESIGN.md section 3).
+
+Every gate endpoint below, except enrolment, takes ``Authorization: Bearer <gate credential>``;
+a gate credential starts with ``tsg_`` and reaches only its own event's gate endpoints.
+
+::
+
+    POST /api/v1/gate/enroll     EnrollRequest  -> EnrollResponse   one-time code -> credential
+    POST /api/v1/gate/checkins   PushRequest    -> PushResponse     idempotent on (gate, seq)
+    GET  /api/v1/gate/changes    ?cursor=C&wait=S -> ChangesPage    long-poll up to S seconds
+    GET  /api/v1/gate/snapshot   -> signed bundle (shared.bundle); header.cursor = feed position
+    GET  /api/v1/gate/presence   -> PresencePage                    who is inside now
+
+Push: a gate sends its journal in ``seq`` order, in batches; syncd stores each check-in once
+(unique on gate + seq; a different ``scan_id`` for a stored seq is a 409) and answers with the
+highest *contiguous* seq it holds, so the gate marks exactly those synced. Retrying any batch any
+number of times changes nothing. ``sent_at`` is the gate's clock when it sent the batch; syncd
+measures ``skew = server_time - sent_at`` and corrects that gate's scan times by it.
+
+Pull: ``cursor`` is opaque (empty = from the start). A page applies atomically on the gate; then
+the gate asks again with the page's ``cursor``. ``snapshot_required`` means the cursor is too old
+or unknown: fetch the snapshot, apply it, then the presence, then continue from the snapshot's
+cursor. Check-ins in the feed carry scan times already corrected to syncd's clock.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENROLL_PATH = "/api/v1/gate/enroll"
+PUSH_PATH = "/api/v1/gate/checkins"
+CHANGES_PATH = "/api/v1/gate/changes"
+SNAPSHOT_PATH = "/api/v1/gate/snapshot"
+PRESENCE_PATH = "/api/v1/gate/presence"
+GATE_CREDENTIAL_PREFIX = "tsg_"
+MAX_PUSH_BATCH = 1000
+MAX_WAIT_SECONDS = 30
+
+# RabbitMQ routing keys on the topic exchange (DESIGN.md section 4).
+ROUTING_KEYS = (
+    "checkin.performed",  # admitted in
+    "checkin.invalid",  # denied scan
+    "checkout.performed",  # admitted out
+    "checkin.conflict",  # a second admission of a ticket while gates were apart
+    "tickets.updated",  # list changes (pushes, reissue, revoke ...)
+)
+
+Direction = Literal["in", "out"]
+Outcome = Literal["admit", "deny"]
+_UINT32 = Field(ge=0, le=2**32 - 1)
+_UINT64 = Field(ge=0, le=2**64 - 1)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyInfo(_Model):
+    kid: str = Field(pattern=r"^[0-9a-f]{8}$")
+    public_key: str = Field(min_length=43, max_length=44)  # raw 32 bytes, base64url
+    status: Literal["active", "retired"] = "active"
+
+
+class EnrollRequest(_Model):
+    code: str = Field(min_length=1, max_length=200)
+    device: str = Field(default="", max_length=200)  # hostname or serial, for the organiser
+
+
+class EnrollResponse(_Model):
+    gate_id: int
+    gate_name: str
+    event_id: int
+    credential: str  # shown once; the gate stores it with file mode 0600
+    keys: list[KeyInfo]
+    server_time: float
+
+
+class CheckinIn(_Model):
+    seq: int = Field(ge=1)
+    scan_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    ticket_id: int | None = _UINT64
+    direction: Direction
+    outcome: Outcome
+    reason: str | None = Field(default=None, max_length=64)
+    via: str = Field(default="scanner", max_length=32)
+    scanned_at: float  # gate clock, Unix seconds
+
+
+class PushRequest(_Model):
+    sent_at: float
+    checkins: list[CheckinIn] = Field(min_length=1, max_length=MAX_PUSH_BATCH)
+
+
+class PushResponse(_Model):
+    acked_seq: int  # highest contiguous seq syncd holds for this gate (0 = none)
+    stored: int  # how many of this batch were new
+    server_time: float
+    skew: float  # server_time - sent_at, seconds
+    clock_warning: str | None = None
+
+
+class TicketChange(_Model):
+    ticket_id: int = _UINT64
+    nonce: int = _UINT32
+    status: Literal["valid", "revoked", "blocked"]
+    zone: int = Field(ge=0, le=0xFFFF)
+    category: str = ""
+    holder: str | None = None
+
+
+class CheckinChange(_Model):
+    ticket_id: int = _UINT64
+    gate_id: int
+    gate_name: str
+    direction: Direction
+    at: float  # scan time corrected to syncd's clock
+    conflict: bool = False
+
+
+class Change(_Model):
+    seq: int
+    kind: str  # ticket.added|reissued|updated|revoked|blocked|unblocked, key.*, checkin.in|out
+    ticket: TicketChange | None = None
+    key: KeyInfo | None = None
+    checkin: CheckinChange | None = None
+
+
+class ChangesPage(_Model):
+    cursor: str
+    changes: list[Change] = []
+    more: bool = False  # another page is ready now: ask again without waiting
+    snapshot_required: bool = False
+
+
+class PresencePage(_Model):
+    cursor: str  # feed position this presence reflects
+    inside: list[CheckinChange] = []  # latest admission per ticket that is inside now
