@@ -24,7 +24,7 @@ import numpy as np
 
 from gate.camera.settings import CameraSettings, Roi
 from gate.camera.slot import Frame, FrameSlot
-from gate.camera.sources import FrameSource, SourceError, SourceKind, open_source
+from gate.camera.sources import OPEN_TIMEOUT_MS, FrameSource, SourceError, SourceKind, open_source
 
 log = logging.getLogger("gate.camera")
 
@@ -84,6 +84,7 @@ class _Reader:
     outcome: str | None = None
     error: str | None = None
     frames: int = 0
+    opened: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -188,11 +189,16 @@ class Capture:
                 state = CameraState.ended if reader.outcome == "ended" else CameraState.failed
                 self._note(state, reader.error)
                 return state.value
-            if time.monotonic() - self._last_frame > self.settings.stall_timeout:
+            if time.monotonic() - self._last_frame > self._stall_limit(reader):
                 self._generation += 1  # abandon: the reader exits at its next read
                 self._note(CameraState.stalled, f"no frame for {self.settings.stall_timeout:g}s")
                 return CameraState.stalled.value
         return None
+
+    def _stall_limit(self, reader: _Reader) -> float:
+        """Opening a stream may legitimately take up to the open timeout; reading may not."""
+        limit = self.settings.stall_timeout
+        return limit if reader.opened else limit + OPEN_TIMEOUT_MS / 1000 + 1.0
 
     def _note(self, state: CameraState, error: str | None) -> None:
         with self._lock:
@@ -218,6 +224,8 @@ class Capture:
             reader.outcome, reader.error = "failed", str(exc)
             reader.done.set()
             return
+        reader.opened = True
+        self._last_frame = time.monotonic()
         try:
             self._pump(reader)
         finally:

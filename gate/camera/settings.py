@@ -20,7 +20,9 @@ class CameraSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATE_CAMERA_", extra="forbid")
 
-    source: str = "0"
+    source: str = Field(
+        default="0", description="Device (0, /dev/video0), video file, stream URL or image folder."
+    )
     width: int | None = Field(default=None, gt=0, description="Requested capture width (devices).")
     height: int | None = Field(default=None, gt=0, description="Requested capture height.")
     fps: float | None = Field(default=None, gt=0, description="Requested rate; replay pace.")

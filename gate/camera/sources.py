@@ -23,7 +23,7 @@ from shared.errors import TesseraError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 _DEVICE = re.compile(r"^(\d+|/dev/video\d+)$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_OPEN_TIMEOUT_MS = 5000
+OPEN_TIMEOUT_MS = 5000
 _READ_TIMEOUT_MS = 3000
 
 
@@ -108,7 +108,7 @@ class VideoCaptureSource:
             return cap
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            _OPEN_TIMEOUT_MS,
+            OPEN_TIMEOUT_MS,
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             _READ_TIMEOUT_MS,
         ]

@@ -181,7 +181,7 @@ class Display:
             await response.write(_sse("status", await self.status()))
             while (message := await queue.get()) is not None:
                 await response.write(message)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             self._queues.discard(queue)
