@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from gate import commands
 from gate.logs import configure
 from gate.settings import SETTINGS_HELP, GateSettings
+from gate.sync.client import SyncError
 from shared.errors import BundleError, ConfigError
 
 T = TypeVar("T")
@@ -43,7 +44,7 @@ def _settings() -> GateSettings:
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
-    except (BundleError, ConfigError, ValueError) as exc:
+    except (BundleError, ConfigError, ValueError, SyncError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -135,9 +136,28 @@ def trust(public_key: str | None, list_keys: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
-    """Event, list size and age, journal size, unsynced count, last decisions."""
+    """Event, list size and age, journal, sync (online/offline, last sync, backlog, skew)."""
     stats = _run(commands.status(_settings()))
     click.echo(json.dumps(stats, indent=2) if as_json else commands.format_status(stats))
+
+
+@cli.command()
+@click.option("--server", required=True, help="syncd base URL, e.g. https://syncd.example")
+@click.option("--code", required=True, help="One-time enrolment code from the organiser.")
+@click.option("--device", default="", help="Name this device for the organiser (default: host).")
+def enroll(server: str, code: str, device: str) -> None:
+    """Enrol this gate with syncd: trade CODE for the gate's credential and load the list.
+
+    The credential goes to GATE_CREDENTIAL_FILE (mode 0600; default DATA_DIR/credential) and
+    is never printed. The event's keys are pinned, the snapshot and presence loaded; `gate run`
+    then syncs on its own.
+    """
+    result = _run(commands.enroll(_settings(), server, code, device))
+    click.echo(
+        f"Enrolled as {result['gate_name']} (gate #{result['gate_id']}) for event"
+        f" {result['event_id']}: {result['tickets']:,} tickets, keys {', '.join(result['keys'])};"
+        f" credential in {result['credential_file']}"
+    )
 
 
 @cli.command()

@@ -1,6 +1,7 @@
 """Composition root: start the parts in a fixed order, stop them in reverse.
 
-Order: store -> pipeline -> feedback sinks -> sources -> one pump task per source. A pump feeds
+Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> feedback sinks ->
+sources -> one pump task per source. A pump feeds
 its source's texts through the shared debouncer into the pipeline. The app runs until every
 source has ended (stdin at EOF) or ``stop()`` is called (a signal); then pumps are cancelled,
 sources stopped, sinks stopped, the store closed.
@@ -20,10 +21,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from gate.checkin.pipeline import Pipeline
 from gate.feedback import Feedback
+from gate.feedback.display_backend import PipelineBackend
 from gate.scan.debounce import Debouncer
 from gate.settings import GateSettings
 from gate.sources import Source
 from gate.store.db import Store
+from gate.sync import sync_worker
+from gate.sync.worker import SyncWorker
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class GateApp:
         self._stopping = asyncio.Event()
         self._store: Store | None = None
         self._pipeline: Pipeline | None = None
+        self.sync: SyncWorker | None = None
 
     @property
     def store(self) -> Store:
@@ -72,6 +77,7 @@ class GateApp:
             self._store = await Store.open(self.settings.db_path)
             stack.push_async_callback(self._store.close)
             self._pipeline = Pipeline(self._store, self.settings, self.sinks)
+            await self._start_sync(stack)
             for part in [*self.sinks, *self.sources]:
                 if isinstance(part, Part):
                     await part.start(self)
@@ -79,6 +85,20 @@ class GateApp:
             log.info("gate started", extra={"gate": self.settings.gate_name})
             await self._pump_all()
         log.info("gate stopped", extra={"gate": self.settings.gate_name})
+
+    async def _start_sync(self, stack: contextlib.AsyncExitStack) -> None:
+        """Start the sync worker (it never blocks scanning) and hand its state to the display."""
+        self.sync = await sync_worker(self.settings, self.store)
+        if self.sync is None:
+            return
+        await self.sync.start(self)
+        stack.push_async_callback(self.sync.stop)
+        sync = self.sync
+        for sink in self.sinks:
+            if getattr(sink, "backend", False) is None:  # the kiosk page, not yet wired
+                sink.backend = PipelineBackend(  # type: ignore[attr-defined]
+                    self.pipeline, lambda: sync.status.online, sync.status.as_dict
+                )
 
     async def _pump_all(self) -> None:
         pumps = [asyncio.create_task(self._pump(s), name=f"pump-{s.via}") for s in self.sources]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from tqdm import tqdm
 
 from gate.checkin.decide import zone_mask
@@ -18,6 +20,11 @@ from gate.store.db import Store
 from gate.store.importer import ImportResult, import_bundle
 from gate.store.records import Direction, LocalState
 from gate.store.stats import read_stats
+from gate.store.syncstate import read_sync_state, save_enrolment
+from gate.sync.client import SyncClient
+from gate.sync.credential import write_credential
+from gate.sync.status import format_sync, sync_summary
+from gate.sync.worker import fetch_snapshot
 from shared.ticket import public_key_from_b64
 
 
@@ -88,12 +95,14 @@ async def status(settings: GateSettings) -> dict[str, Any]:
     store = await Store.open(settings.db_path)
     try:
         stats = await read_stats(store, time.time())
+        sync = await sync_summary(store, settings, time.time())
     finally:
         await store.close()
     data = dataclasses.asdict(stats)
     for row in data["last_decisions"]:
         row["scan_id"] = row["scan_id"].hex()
     data["gate_name"] = settings.gate_name
+    data["sync"] = sync
     data["database_bytes"] = sum(
         p.stat().st_size for p in settings.data_dir.glob(settings.db_path.name + "*")
     )
@@ -112,6 +121,7 @@ def format_status(s: dict[str, Any]) -> str:
         f"Inside now:      {s['inside_now']:,}",
         f"Journal:         {s['journal_size']:,} scans, {s['unsynced']:,} not yet synced",
         f"Database:        {s['database_bytes'] / 1e6:.1f} MB",
+        *format_sync(s["sync"]),
         "Last decisions:",
     ]
     tz = s["events"][0]["timezone"] if s["events"] else "UTC"
@@ -179,3 +189,43 @@ async def admit(
         return await pipeline.manual_admit(ticket_id, event_id=event_id, direction=way)
     finally:
         await store.close()
+
+
+async def enroll(
+    settings: GateSettings,
+    server: str,
+    code: str,
+    device: str = "",
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, Any]:
+    """Trade the one-time code for this gate's credential, pin the keys, load the snapshot.
+
+    ``transport`` is for tests (``httpx.MockTransport``)."""
+    store = await Store.open(settings.db_path)
+    try:
+        before = await read_sync_state(store)
+        async with SyncClient(server, timeout=settings.sync_timeout, transport=transport) as client:
+            enrolled = await client.enroll(code, device or socket.gethostname())
+        if before.gate_id not in (None, enrolled.gate_id):
+            raise ValueError(
+                f"this database belongs to gate #{before.gate_id} ({before.gate_name}); its journal"
+                " cannot move to another gate: use a fresh GATE_DATA_DIR"
+            )
+        write_credential(settings.credential_path, enrolled.credential)
+        await save_enrolment(store, server, settings.credential_path, enrolled)
+        async with SyncClient(
+            server, enrolled.credential, timeout=settings.sync_timeout, transport=transport
+        ) as client:
+            tickets = await fetch_snapshot(store, client, settings.data_dir)
+    finally:
+        await store.close()
+    return {
+        "gate_id": enrolled.gate_id,
+        "gate_name": enrolled.gate_name,
+        "event_id": enrolled.event_id,
+        "keys": [k.kid for k in enrolled.keys],
+        "tickets": tickets,
+        "credential_file": str(settings.credential_path),
+        "skew_s": enrolled.server_time - time.time(),
+    }

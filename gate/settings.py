@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.protocol import MAX_PUSH_BATCH, MAX_WAIT_SECONDS
 from shared.ticket import DEFAULT_CLOCK_TOLERANCE
 
 Mode = Literal["entry", "exit", "both"]
@@ -61,6 +62,35 @@ class GateSettings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="folder for the gate database"
     )
+    server_url: str | None = Field(
+        default=None,
+        description="syncd base URL (https://syncd.example); unset = the URL `gate enroll` used",
+    )
+    credential_file: Path | None = Field(
+        default=None,
+        description="file holding the gate credential (mode 0600); unset = DATA_DIR/credential",
+    )
+    sync_batch_size: int = Field(
+        default=500, ge=1, le=MAX_PUSH_BATCH, description="most check-ins per push"
+    )
+    sync_push_interval: float = Field(
+        default=5.0, gt=0, le=3600, description="seconds between pushes when no scan wakes one"
+    )
+    sync_long_poll: float = Field(
+        default=25.0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="seconds syncd may hold a change-feed request open while online",
+    )
+    sync_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="seconds to connect, send or wait for an answer"
+    )
+    sync_backoff_initial: float = Field(
+        default=0.5, gt=0, le=60, description="first retry waits up to this many seconds"
+    )
+    sync_backoff_max: float = Field(
+        default=30.0, gt=0, le=3600, description="longest wait between retries (full jitter)"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="log level of the JSON logs on stderr"
     )
@@ -80,6 +110,10 @@ class GateSettings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "gate.sqlite3"
+
+    @property
+    def credential_path(self) -> Path:
+        return self.credential_file or self.data_dir / "credential"
 
     def initial_direction(self) -> Literal["in", "out"]:
         if self.mode == "entry":

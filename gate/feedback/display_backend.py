@@ -15,12 +15,20 @@ class PipelineBackend:
     """Answers the page's status, search, manual-admit and typed-code requests.
 
     ``online`` reports whether the sync worker reached syncd recently (False while there is no
-    sync). Counters come from ``gate.store.stats.read_stats`` (cheap read-only queries).
+    sync); ``sync`` (the worker's ``SyncStatus.as_dict``) adds sync_state (online, offline,
+    error, revoked ...), sync_error and last_sync_at. Counters come from
+    ``gate.store.stats.read_stats`` (cheap read-only queries).
     """
 
-    def __init__(self, pipeline: Pipeline, online: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        online: Callable[[], bool] = lambda: False,
+        sync: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.online = online
+        self.sync = sync
 
     async def status(self) -> Mapping[str, Any]:
         data: dict[str, Any] = {
@@ -28,12 +36,21 @@ class PipelineBackend:
             "online": self.online(),
             "direction": self.pipeline.direction,
         }
+        if self.sync is not None:
+            sync = self.sync()
+            data.update(
+                sync_state=sync["state"],
+                sync_error=sync["last_error"],
+                last_sync_at=max(sync["last_push_at"] or 0, sync["last_pull_at"] or 0) or None,
+            )
+            if sync["last_pull_at"]:  # the list is as fresh as the last pull of the feed
+                data["list_age_s"] = max(0.0, time.time() - sync["last_pull_at"])
         stats = await read_stats(self.pipeline.store, time.time(), last=0)
+        data.setdefault("list_age_s", stats.list_age_seconds)
         data.update(
             admitted_today=stats.admitted_today,
             inside_now=stats.inside_now,
             list_size=stats.list_size,
-            list_age_s=stats.list_age_seconds,
             unsynced=stats.unsynced,
         )
         return data

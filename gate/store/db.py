@@ -88,6 +88,8 @@ class Store:
         self._data_version = -1
         self.keys: dict[bytes, KeyInfo] = {}
         self.events: dict[int, EventInfo] = {}
+        self.appended = asyncio.Event()
+        """Set after every journal append: wakes the sync worker's push at once."""
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -204,6 +206,7 @@ class Store:
             ),
         )
         assert cursor.lastrowid is not None
+        self.appended.set()
         return cursor.lastrowid
 
     async def apply_remote(

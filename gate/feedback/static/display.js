@@ -33,8 +33,10 @@ function count(id, value) { $(id).textContent = value === undefined || value ===
 function showStatus(s) {
   if (s.gate_name) $("gate-name").textContent = s.gate_name;
   const online = Boolean(s.online);
-  $("link").textContent = online ? "ONLINE" : "OFFLINE";
+  const revoked = s.sync_state === "revoked";
+  $("link").textContent = online ? "ONLINE" : revoked ? "CREDENTIAL REVOKED" : "OFFLINE";
   $("link").className = "pill " + (online ? "online" : "offline");
+  $("link").title = s.sync_error || "";
   $("list-age").textContent = age(s.list_age_s);
   count("admitted-today", s.admitted_today);
   count("inside-now", s.inside_now);

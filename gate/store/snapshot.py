@@ -1,0 +1,123 @@
+"""Load a full snapshot (a signed list bundle from syncd) without stopping the door.
+
+``gate.store.importer`` loads a bundle in one transaction, which holds the write lock for the
+whole read (about 20 s for 1,000,000 tickets): fine for `gate import-list` before doors open,
+not while scanning. Here the tickets go into a staging table in short transactions (scans
+interleave between them, deciding from the old list), and only after the bundle's signature
+checks out does one short transaction swap the staging table in, with the event, keys and
+sync cursor. A refused, broken or interrupted snapshot leaves the old list in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import IO
+
+import aiosqlite
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gate.store.db import Store
+from gate.store.importer import (
+    ImportResult,
+    _batch,
+    _SignerProbe,
+    _store_event,
+    _store_keys,
+)
+from shared.bundle import BundleReader
+from shared.errors import BundleError
+
+_STAGING = """
+CREATE TABLE tickets_staging (
+    event_id    INTEGER NOT NULL,
+    ticket_id   INTEGER NOT NULL,
+    nonce       INTEGER NOT NULL,
+    status      INTEGER NOT NULL DEFAULT 0,
+    zone        INTEGER NOT NULL,
+    category_id INTEGER NOT NULL DEFAULT 0,
+    holder      TEXT,
+    PRIMARY KEY (event_id, ticket_id)
+) WITHOUT ROWID
+"""
+
+
+async def import_snapshot(
+    store: Store, stream: IO[bytes], *, progress: Callable[[int], object] | None = None
+) -> tuple[ImportResult, str]:
+    """Stream a snapshot in beside the live list, then swap; returns the result and cursor.
+
+    Raises ``BundleError`` (the old list stays) when the bundle is refused.
+    """
+    started = time.perf_counter()
+    probe = _SignerProbe()
+    reader = await asyncio.to_thread(BundleReader, stream, probe)
+    event_id = reader.header.event.event_id
+    await _trust_for(store, probe, event_id)
+    try:
+        count, categories, known = await _stage(store, reader, progress)
+        await asyncio.to_thread(reader.finish)
+        async with store.transaction() as conn:
+            new = [(cid, label) for label, cid in categories.items() if cid > known]
+            await conn.executemany("INSERT INTO categories VALUES (?, ?)", new)
+            await conn.execute("DROP TABLE tickets")
+            await conn.execute("ALTER TABLE tickets_staging RENAME TO tickets")
+            await _store_event(conn, reader.header, count, probe.asked)
+            await _store_keys(conn, reader.header)
+            await conn.execute(
+                "UPDATE sync_state SET cursor = ?, snapshot_at = ?, last_pull_at = ?",
+                (reader.header.cursor or "", time.time(), time.time()),
+            )
+    except sqlite3.IntegrityError as exc:
+        raise BundleError(f"snapshot breaks the list's rules: {exc}") from exc
+    finally:
+        async with store.transaction() as conn:
+            await conn.execute("DROP TABLE IF EXISTS tickets_staging")
+    await store.conn.execute("PRAGMA incremental_vacuum")
+    await store.refresh()
+    signer = probe.asked.hex() if probe.asked else ""
+    elapsed = time.perf_counter() - started
+    result = ImportResult(event_id, reader.header.event.name, count, signer, elapsed)
+    return result, reader.header.cursor or ""
+
+
+async def _trust_for(store: Store, probe: _SignerProbe, event_id: int) -> None:
+    trusted = await store.conn.execute_fetchall(
+        "SELECT kid, public_key, event_id FROM keys WHERE trusted = 1 AND status = 'active'"
+    )
+    if not trusted:
+        raise BundleError("this gate trusts no key yet: enrol it or pin a key with `gate trust`")
+    for kid, raw, key_event in trusted:
+        if key_event in (None, event_id):
+            probe[bytes(kid)] = Ed25519PublicKey.from_public_bytes(raw)
+
+
+async def _stage(
+    store: Store, reader: BundleReader, progress: Callable[[int], object] | None
+) -> tuple[int, dict[str, int], int]:
+    """Fill the staging table: other events' tickets, then the bundle's, a batch at a time."""
+    event_id = reader.header.event.event_id
+    async with store.transaction() as conn:
+        await conn.execute("DROP TABLE IF EXISTS tickets_staging")
+        await conn.execute(_STAGING)
+        await conn.execute(
+            "INSERT INTO tickets_staging SELECT * FROM tickets WHERE event_id != ?", (event_id,)
+        )
+        categories = await _categories(conn)
+    known = max(categories.values(), default=0)
+    tickets = reader.tickets()
+    count = 0
+    while rows := await asyncio.to_thread(_batch, tickets, event_id, categories):
+        async with store.transaction() as conn:
+            await conn.executemany("INSERT INTO tickets_staging VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        count += len(rows)
+        if progress:
+            progress(len(rows))
+    return count, categories, known
+
+
+async def _categories(conn: aiosqlite.Connection) -> dict[str, int]:
+    rows = await conn.execute_fetchall("SELECT label, category_id FROM categories")
+    return {label: cid for label, cid in rows}

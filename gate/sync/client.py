@@ -1,0 +1,180 @@
+"""The gate's HTTP client for syncd (shared/protocol.py), over a swappable httpx transport.
+
+Every lower-layer error is translated here, at the boundary, into one small hierarchy::
+
+    SyncError                 anything that kept a sync call from succeeding
+    ├── Offline               syncd not reachable or not serving: connection refused or reset,
+    │                         DNS, timeouts, a cut-off response, 5xx, 429. Retry with backoff.
+    ├── AuthRejected          401/403: the credential is revoked (or the enrolment code is
+    │                         wrong). Retrying cannot help: stop and show it.
+    └── ProtocolError         syncd answered something this gate cannot use: another 4xx, a
+                              body that does not match the protocol, a 409 journal clash.
+
+The credential is sent only in the ``Authorization`` header and never appears in an error
+message or a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from shared.protocol import (
+    CHANGES_PATH,
+    ENROLL_PATH,
+    PRESENCE_PATH,
+    PUSH_PATH,
+    SNAPSHOT_PATH,
+    ChangesPage,
+    EnrollRequest,
+    EnrollResponse,
+    PresencePage,
+    PushRequest,
+    PushResponse,
+)
+
+M = TypeVar("M", bound=BaseModel)
+_RETRYABLE = {408, 425, 429}
+
+
+class SyncError(Exception):
+    """A sync call did not succeed (see the module docstring for the hierarchy)."""
+
+
+class Offline(SyncError):
+    """syncd is not reachable or not serving right now; retry later."""
+
+
+class AuthRejected(SyncError):
+    """syncd refused the credential (or enrolment code): 401 or 403."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProtocolError(SyncError):
+    """syncd answered with something this gate cannot use."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SyncClient:
+    """One gate's calls to syncd. ``async with SyncClient(...) as client:`` or ``aclose()``.
+
+    ``transport`` is for tests (``httpx.MockTransport``) and proxies; ``timeout`` bounds each
+    connect, write and read (a long-poll adds its wait to the read).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: str | None = None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> SyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def enroll(self, code: str, device: str = "") -> EnrollResponse:
+        body = EnrollRequest(code=code, device=device).model_dump(mode="json")
+        return await self._call("POST", ENROLL_PATH, EnrollResponse, json=body)
+
+    async def push(self, request: PushRequest) -> PushResponse:
+        body = request.model_dump(mode="json")
+        return await self._call("POST", PUSH_PATH, PushResponse, json=body)
+
+    async def changes(self, cursor: str, wait: float = 0) -> ChangesPage:
+        """One page after ``cursor``; syncd may hold the request up to ``wait`` seconds."""
+        params = {"cursor": cursor, "wait": f"{wait:g}"}
+        timeout = httpx.Timeout(self.timeout, read=self.timeout + wait)
+        return await self._call("GET", CHANGES_PATH, ChangesPage, params=params, limits=timeout)
+
+    async def presence(self) -> PresencePage:
+        return await self._call("GET", PRESENCE_PATH, PresencePage)
+
+    async def snapshot(self, dest: Path) -> int:
+        """Stream the snapshot bundle into ``dest`` (replaced); returns its size in bytes."""
+        async with self._translated(), self._http.stream("GET", SNAPSHOT_PATH) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _status_error(response)
+            size = 0
+            with dest.open("wb") as out:
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+                    size += len(chunk)
+        return size
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[M],
+        *,
+        json: object = None,
+        params: dict[str, str] | None = None,
+        limits: httpx.Timeout | None = None,
+    ) -> M:
+        async with self._translated():
+            response = await self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=limits if limits is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        if response.status_code != 200:
+            raise _status_error(response)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ProtocolError(
+                f"{method} {path}: answer does not match the protocol: {exc}"
+            ) from exc
+
+    @asynccontextmanager
+    async def _translated(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise Offline(f"syncd did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise Offline(f"syncd unreachable: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise Offline(f"sync I/O failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _status_error(response: httpx.Response) -> SyncError:
+    status = response.status_code
+    where = f"{response.request.method} {response.request.url.path}"
+    detail = response.text[:300].strip()
+    if status in (401, 403):
+        return AuthRejected(status, f"{where}: syncd refused the credential ({status}) {detail}")
+    if status >= 500 or status in _RETRYABLE:
+        return Offline(f"{where}: syncd answered {status} {detail}")
+    return ProtocolError(f"{where}: syncd answered {status} {detail}", status)

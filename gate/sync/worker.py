@@ -1,0 +1,305 @@
+"""The sync worker: a push loop and a pull loop, two asyncio tasks beside the scanning.
+
+Scanning never waits for the network: the pipeline only commits to the journal and sets
+``store.appended``; the push loop wakes on it (or every ``push_interval``), sends unsynced rows
+in seq order in batches and marks synced exactly what syncd acknowledged (never more than it
+sent). The pull loop long-polls the change feed while online, applies each page in one
+transaction, and loads a snapshot (then the presence) when syncd asks for one or the gate has
+never had one. Both retry ``Offline``, ``ProtocolError`` and busy-database errors forever with
+exponential backoff and full jitter, capped (tenacity ``wait_random_exponential``).
+
+A refused credential (``AuthRejected``) stops the worker with state ``revoked``: scanning goes
+on offline, status and display say "gate credential revoked", nothing crash-loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.wait import wait_random_exponential
+
+from gate.settings import GateSettings
+from gate.store.db import Store
+from gate.store.records import JournalRow
+from gate.store.snapshot import import_snapshot
+from gate.store.syncstate import (
+    ChangeError,
+    apply_changes,
+    apply_presence,
+    backlog,
+    mark_synced,
+    note_error,
+    note_pull,
+    read_sync_state,
+    unsynced_batch,
+)
+from gate.sync.client import AuthRejected, Offline, ProtocolError, SyncClient, SyncError
+from shared.errors import BundleError
+from shared.protocol import CheckinIn, PushRequest
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+REVOKED = "gate credential revoked"
+RETRYABLE = (Offline, ProtocolError, ChangeError, BundleError, sqlite3.OperationalError)
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    batch_size: int = 500
+    push_interval: float = 5.0
+    long_poll: float = 25.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    idle_pause: float = 1.0  # after an empty answer that came back at once
+    data_dir: Path = Path(".")
+
+    @classmethod
+    def from_settings(cls, s: GateSettings) -> WorkerConfig:
+        return cls(
+            s.sync_batch_size,
+            s.sync_push_interval,
+            s.sync_long_poll,
+            s.sync_backoff_initial,
+            s.sync_backoff_max,
+            data_dir=s.data_dir,
+        )
+
+
+@dataclass
+class SyncStatus:
+    """What `gate status` and the door display show about sync."""
+
+    state: str = "starting"  # starting | online | offline | error | revoked | stopped
+    last_push_at: float | None = None
+    last_pull_at: float | None = None
+    backlog: int = 0
+    acked_seq: int = 0
+    skew: float | None = None
+    clock_warning: str | None = None
+    last_error: str | None = None
+    retries: int = 0
+    sleeps: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def online(self) -> bool:
+        return self.state == "online"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("sleeps")
+        data["online"] = self.online
+        return data
+
+
+class SyncWorker:
+    """Push and pull for one enrolled gate. A ``gate.app.Part``: ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: SyncClient,
+        config: WorkerConfig,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.config = config
+        self.status = SyncStatus()
+        self._sleep = sleep
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, app: object = None) -> None:
+        self.status.backlog = await backlog(self.store)
+        self._task = asyncio.create_task(self.run(), name="sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.client.aclose()
+
+    async def run(self) -> None:
+        """Both loops until cancelled, or until syncd refuses the credential."""
+        tasks = [
+            asyncio.create_task(self._push_loop(), name="sync-push"),
+            asyncio.create_task(self._pull_loop(), name="sync-pull"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        except AuthRejected as exc:
+            await self._revoked(exc)
+        except Exception as exc:
+            log.exception("sync worker stopped on an unexpected error")
+            self.status.state, self.status.last_error = "stopped", f"sync stopped: {exc}"
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- push ---------------------------------------------------------------------------------
+    async def _push_loop(self) -> None:
+        while True:
+            await self.retrying(self.drain)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.store.appended.wait(), self.config.push_interval)
+
+    async def drain(self) -> int:
+        """Push every unsynced row (batches in seq order); returns how many syncd newly stored."""
+        stored = 0
+        while True:
+            self.store.appended.clear()
+            batch = await unsynced_batch(self.store, self.config.batch_size)
+            if not batch:
+                self.status.backlog = 0
+                return stored
+            stored += await self.push_batch(batch)
+
+    async def push_batch(self, batch: list[JournalRow]) -> int:
+        request = PushRequest(sent_at=self._clock(), checkins=[_checkin(r) for r in batch])
+        response = await self.client.push(request)
+        acked = min(response.acked_seq, batch[-1].seq)
+        if acked < batch[0].seq - 1:
+            log.warning(
+                "syncd holds fewer check-ins than this gate sent; sending again",
+                extra={"acked_seq": acked, "first_sent": batch[0].seq},
+            )
+        await mark_synced(
+            self.store,
+            acked,
+            skew=response.skew,
+            warning=response.clock_warning,
+            now=self._clock(),
+        )
+        self._online(last_push_at=self._clock(), acked_seq=acked, skew=response.skew)
+        self.status.clock_warning = response.clock_warning
+        self.status.backlog = await backlog(self.store)
+        if acked == batch[0].seq - 1:
+            raise ProtocolError(f"syncd stored none of seq {batch[0].seq}..{batch[-1].seq}")
+        return response.stored
+
+    # -- pull ---------------------------------------------------------------------------------
+    async def _pull_loop(self) -> None:
+        while True:
+            await self.retrying(self.pull_once)
+
+    async def pull_once(self) -> int:
+        """One change-feed request (long-polled when online); returns the changes applied."""
+        state = await read_sync_state(self.store)
+        if state.snapshot_at is None:
+            await self.resync()
+            return 0
+        wait = self.config.long_poll if self.status.online else 0.0
+        started = time.monotonic()
+        page = await self.client.changes(state.cursor, wait)
+        if page.snapshot_required:
+            log.info("syncd asks for a snapshot", extra={"cursor": state.cursor})
+            await self.resync()
+            return 0
+        now = self._clock()
+        if page.changes or page.cursor != state.cursor:
+            applied = await apply_changes(self.store, page, now=now)
+        else:
+            applied = 0
+            await note_pull(self.store, now)
+        self._online(last_pull_at=now)
+        if not page.changes and not page.more and time.monotonic() - started < wait / 2:
+            await self._sleep(self.config.idle_pause)  # syncd did not hold the request
+        return applied
+
+    async def resync(self) -> None:
+        """Snapshot, then presence; the feed continues from the snapshot's cursor."""
+        await fetch_snapshot(self.store, self.client, self.config.data_dir)
+        self._online(last_pull_at=self._clock())
+
+    # -- retries and state --------------------------------------------------------------------
+    async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` until it succeeds; backoff with full jitter, capped; AuthRejected escapes."""
+        retry = AsyncRetrying(
+            retry=retry_if_exception_type(RETRYABLE),
+            wait=wait_random_exponential(
+                multiplier=self.config.backoff_initial, max=self.config.backoff_max
+            ),
+            sleep=self._record_sleep,
+            before_sleep=self._failed,
+            reraise=True,
+        )
+        return await retry(call)
+
+    async def _record_sleep(self, seconds: float) -> None:
+        self.status.sleeps[:] = [*self.status.sleeps[-99:], seconds]
+        await self._sleep(seconds)
+
+    async def _failed(self, retry_state: RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        message = str(exc) if exc else "unknown error"
+        was = self.status.state
+        self.status.state = "offline" if isinstance(exc, Offline) else "error"
+        self.status.last_error = message
+        self.status.retries += 1
+        if was != self.status.state:
+            log.warning("sync %s: %s", self.status.state, message)
+            await note_error(self.store, message)
+
+    def _online(self, **fields: Any) -> None:
+        if self.status.state != "online":
+            log.info("sync online", extra={"was": self.status.state})
+        self.status.state, self.status.last_error = "online", None
+        for name, value in fields.items():
+            setattr(self.status, name, value)
+
+    async def _revoked(self, exc: AuthRejected) -> None:
+        log.error("%s: syncd answered %d; sync stopped, scanning goes on", REVOKED, exc.status)
+        self.status.state, self.status.last_error = "revoked", REVOKED
+        with contextlib.suppress(sqlite3.Error):
+            await note_error(self.store, REVOKED, revoked_at=self._clock())
+
+
+async def fetch_snapshot(store: Store, client: SyncClient, data_dir: Path) -> int:
+    """Download the snapshot to a file, load it beside the live list, then the presence."""
+    partial = data_dir / "snapshot.partial"
+    try:
+        await client.snapshot(partial)
+        with partial.open("rb") as stream:
+            result, cursor = await import_snapshot(store, stream)
+    finally:
+        partial.unlink(missing_ok=True)
+    presence = await client.presence()
+    await apply_presence(store, list(presence.inside))
+    log.info(
+        "snapshot loaded",
+        extra={"tickets": result.tickets, "seconds": round(result.seconds, 2), "cursor": cursor},
+    )
+    return result.tickets
+
+
+def _checkin(row: JournalRow) -> CheckinIn:
+    return CheckinIn(
+        seq=row.seq,
+        scan_id=row.scan_id.hex(),
+        ticket_id=row.ticket_id,
+        direction=row.direction,
+        outcome=row.outcome,
+        reason=row.reason,
+        via=row.via[:32],
+        scanned_at=row.scanned_at,
+    )
+
+
+__all__ = ["REVOKED", "SyncError", "SyncStatus", "SyncWorker", "WorkerConfig", "fetch_snapshot"]
