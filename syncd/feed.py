@@ -2,8 +2,10 @@
 
 ``seq`` is gap-free and commit-ordered per event: ``reserve`` bumps ``events.change_seq`` and
 the row lock it takes is held until the writer commits, so a reader that has seen seq N will
-never later find a smaller one appearing. Bulk writers reserve N numbers once and insert with
-``INSERT ... SELECT base + row_number()``.
+never later find a smaller one appearing. Bulk writers hold the event row lock and insert with
+``INSERT ... SELECT base + row_number()``. A feed row names what changed (ticket_id or kid);
+readers join ``tickets`` / ``signing_keys`` for the current state, so a row is small and a
+reader never acts on a stale copy.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncpg
 
 TICKET_KINDS = ("added", "reissued", "updated", "revoked", "blocked", "unblocked")
+KEY_KINDS = ("added", "retired")
 
 
 async def reserve(conn: asyncpg.Connection, event_id: int, count: int) -> int:
@@ -25,24 +28,35 @@ async def reserve(conn: asyncpg.Connection, event_id: int, count: int) -> int:
     return int(base)
 
 
-async def append_ticket(conn: asyncpg.Connection, kind: str, ticket: asyncpg.Record) -> None:
-    base = await reserve(conn, ticket["event_id"], 1)
+async def append_ticket(conn: asyncpg.Connection, kind: str, event_id: int, ticket_id: int) -> None:
+    assert kind in TICKET_KINDS
+    base = await reserve(conn, event_id, 1)
     await conn.execute(
-        "INSERT INTO change_feed (event_id, seq, kind, ticket_id, kid, nonce, status, zone,"
-        " category) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        ticket["event_id"],
+        "INSERT INTO change_feed (event_id, seq, kind, ticket_id) VALUES ($1, $2, $3, $4)",
+        event_id,
         base + 1,
         f"ticket.{kind}",
-        ticket["ticket_id"],
-        ticket["kid"],
-        ticket["nonce"],
-        ticket["status"],
-        ticket["zone"],
-        ticket["category"],
+        ticket_id,
+    )
+
+
+async def append_tickets(
+    conn: asyncpg.Connection, kind: str, event_id: int, ticket_ids: list[int]
+) -> None:
+    assert kind in TICKET_KINDS
+    base = await reserve(conn, event_id, len(ticket_ids))
+    await conn.execute(
+        "INSERT INTO change_feed (event_id, seq, kind, ticket_id)"
+        " SELECT $1, $2 + row_number() OVER (ORDER BY id), $3, id FROM unnest($4::bigint[]) id",
+        event_id,
+        base,
+        f"ticket.{kind}",
+        ticket_ids,
     )
 
 
 async def append_key(conn: asyncpg.Connection, event_id: int, kind: str, kid: bytes) -> None:
+    assert kind in KEY_KINDS
     base = await reserve(conn, event_id, 1)
     await conn.execute(
         "INSERT INTO change_feed (event_id, seq, kind, kid) VALUES ($1, $2, $3, $4)",
@@ -51,11 +65,3 @@ async def append_key(conn: asyncpg.Connection, event_id: int, kind: str, kid: by
         f"key.{kind}",
         kid,
     )
-
-
-BULK_FROM_PLAN = """
-INSERT INTO change_feed (event_id, seq, kind, ticket_id, kid, nonce, status, zone, category)
-SELECT t.event_id, $2 + row_number() OVER (ORDER BY t.ticket_id), $3, t.ticket_id, t.kid,
-       t.nonce, t.status, t.zone, t.category
-FROM tickets t WHERE t.ticket_id IN (SELECT ticket_id FROM {source}) AND t.event_id = $1
-"""

@@ -83,14 +83,7 @@ async def retire_key(conn: asyncpg.Connection, event_id: int, kid: bytes) -> int
         new_kid,
     )
     if moved:
-        base = await feed.reserve(conn, event_id, len(moved))
-        await conn.execute(
-            feed.BULK_FROM_PLAN.format(source="(SELECT unnest($4::bigint[]) AS ticket_id) m"),
-            event_id,
-            base,
-            "ticket.reissued",
-            [r["ticket_id"] for r in moved],
-        )
+        await feed.append_tickets(conn, "reissued", event_id, [r["ticket_id"] for r in moved])
     await conn.execute(
         "UPDATE signing_keys SET status = 'retired', retired_at = now()"
         " WHERE event_id = $1 AND kid = $2",

@@ -10,9 +10,9 @@ from syncd import signing
 from syncd.api.common import load_event, pool
 from syncd.app import SETTINGS
 from syncd.http import ApiError, json_response, query_flag
-from syncd.lists import apply
+from syncd.lists import push
 from syncd.lists.parse import MEDIA_TYPES, Limited, reader_for
-from syncd.lists.rows import RowChecker
+from syncd.lists.rows import Problem, RowChecker
 from syncd.middleware import METRICS
 from syncd.routing import Param, op
 
@@ -46,28 +46,36 @@ async def push_list(request: web.Request) -> web.Response:
     body = Limited(request.content.iter_chunked(1 << 18), settings.max_list_bytes)
     try:
         async with pool(request).acquire() as conn, conn.transaction():
-            await apply.stage(conn, reader.records(body.texts()))
-            _raise_problems(checker, await apply.duplicates(conn, settings.max_list_errors))
-            await load_event(conn, request, lock=True)
-            signer = await signing.signer(conn, event["event_id"])
-            result = await apply.apply(conn, event["event_id"], signer, complete=complete)
+
+            async def lock() -> bytes:
+                await load_event(conn, request, lock=True)
+                return await signing.signer(conn, event["event_id"])
+
+            job = push.PushJob(conn, event["event_id"], complete, checker, lock)
+            result = await push.run(job, reader.records(body.texts()))
+            _raise_problems(checker, await push.problems(job))
             if dry_run:
                 raise _Rollback
     except _Rollback:
         pass
     outcome = {**result.to_json(), "complete": complete, "dry_run": dry_run}
-    log.info("list pushed", extra={"event_id": event["event_id"], "bytes": body.size, **outcome})
+    log.info(
+        "list pushed",
+        extra={
+            "event_id": event["event_id"],
+            "bytes": body.size,
+            "phases": job.phases.seconds,
+            **outcome,
+        },
+    )
     if not dry_run:
         for key in ("added", "reissued", "updated", "same", "revoked"):
             request.app[METRICS].list_rows.labels(key).inc(outcome[key])
     return json_response(outcome)
 
 
-def _raise_problems(checker: RowChecker, duplicates: list) -> None:
-    for problem in duplicates:
-        checker.add(problem.row, problem.column, problem.problem)
+def _raise_problems(checker: RowChecker, problems: list[Problem]) -> None:
     if checker.problem_count:
-        problems = sorted(checker.problems, key=lambda p: (p.row, p.column))
         raise ApiError(
             422,
             "invalid_list",

@@ -112,7 +112,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
             signer,
             renonce,
         )
-        await feed.append_ticket(conn, kind, row)
+        await feed.append_ticket(conn, kind, row["event_id"], row["ticket_id"])
     return json_response(ticket_json(row))
 
 

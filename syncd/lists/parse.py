@@ -13,6 +13,7 @@ import codecs
 import csv
 import io
 import json
+import operator
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -69,6 +70,10 @@ class CsvRows:
 
     def _set_header(self, names: list[str]) -> None:
         self.header = [canonical_column(n) for n in names]
+        absent = len(self.header)  # index of the "" appended to every row
+        self._pick = operator.itemgetter(
+            *(self.header.index(c) if c in self.header else absent for c in COLUMNS)
+        )
         for name in self.header:
             if name not in COLUMNS:
                 self.checker.add(0, name, f"unknown column (known: {', '.join(COLUMNS)})")
@@ -78,21 +83,38 @@ class CsvRows:
             self.checker.add(0, "(header)", "a column appears twice")
 
     def block(self, text: str) -> Iterator[Record]:
-        for fields in csv.reader(io.StringIO(text, newline="")):
-            if self.header is None:
-                self._set_header(fields)
-                continue
+        """Records of a block of complete CSV records (the first block starts with the header)."""
+        if "\x00" in text:
+            self._nul_rows(text)
+            return
+        reader = csv.reader(io.StringIO(text, newline=""))
+        if self.header is None:
+            self._set_header(next(reader, []))
+        check, pick, width = self.checker.check_texts, self._pick, len(self.header or ())
+        for fields in reader:
             if not fields:
                 continue
             self.rows += 1
-            if len(fields) != len(self.header):
+            if len(fields) != width:
                 self.checker.add(
-                    self.rows, "(row)", f"has {len(fields)} fields, header has {len(self.header)}"
+                    self.rows, "(row)", f"has {len(fields)} fields, header has {width}"
                 )
                 continue
-            record = self.checker.check(self.rows, dict(zip(self.header, fields, strict=True)))
+            fields.append("")
+            record = check(self.rows, *map(str.strip, pick(fields)))
             if record is not None:
                 yield record
+
+    def _nul_rows(self, text: str) -> None:
+        """A block containing NUL characters: report the rows (Postgres text cannot hold NUL)."""
+        reader = csv.reader(io.StringIO(text.replace("\x00", "\ufffd"), newline=""))
+        if self.header is None:
+            self._set_header(next(reader, []))
+        for fields in reader:
+            if fields:
+                self.rows += 1
+                if any("\ufffd" in f for f in fields):
+                    self.checker.add(self.rows, "(row)", "contains a NUL character")
 
     async def records(self, texts: AsyncIterator[str]) -> AsyncIterator[Record]:
         pending = ""

@@ -57,8 +57,8 @@ CREATE SEQUENCE ticket_id_seq AS bigint MINVALUE 1;
 
 CREATE TABLE tickets (
     ticket_id     bigint PRIMARY KEY DEFAULT nextval('ticket_id_seq'),
-    event_id      bigint NOT NULL REFERENCES events ON DELETE CASCADE,
-    external_ref  text NOT NULL,
+    event_id      bigint NOT NULL,             -- no FK: per-row RI triggers would halve bulk loads
+    external_ref  text COLLATE "C" NOT NULL,
     nonce         bigint NOT NULL CHECK (nonce BETWEEN 0 AND 4294967295),
     kid           bytea NOT NULL,              -- key that signed the current issue
     zone          integer NOT NULL CHECK (zone BETWEEN 0 AND 65535),
@@ -78,15 +78,11 @@ ALTER SEQUENCE ticket_id_seq OWNED BY tickets.ticket_id;
 -- One ordered feed per event: seq is gap-free per event because writers take the event row lock
 -- (UPDATE events SET change_seq = change_seq + n) and hold it until commit.
 CREATE TABLE change_feed (
-    event_id   bigint NOT NULL REFERENCES events ON DELETE CASCADE,
+    event_id   bigint NOT NULL,   -- no FK, as for tickets: written in bulk
     seq        bigint NOT NULL,
     kind       text NOT NULL,   -- ticket.added|reissued|updated|revoked|blocked|unblocked, key.added|retired
-    ticket_id  bigint,
-    kid        bytea,
-    nonce      bigint,
-    status     text,
-    zone       integer,
-    category   text,
+    ticket_id  bigint,          -- for ticket.*: readers join tickets for the current state
+    kid        bytea,           -- for key.*
     at         timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (event_id, seq)
 );
