@@ -120,6 +120,7 @@ class SyncWorker:
         self._sleep = sleep
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, app: object = None) -> None:
@@ -127,10 +128,16 @@ class SyncWorker:
         self._task = asyncio.create_task(self.run(), name="sync")
 
     async def stop(self) -> None:
+        """Stop both loops, then, unless syncd is known to be out of reach, one last bounded push
+        of what is left (a piped `gate run` exits right after its last scan)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            await asyncio.gather(*self._writes, return_exceptions=True)
+            if self.status.state in ("online", "starting"):
+                with contextlib.suppress(SyncError, sqlite3.Error, TimeoutError):
+                    await asyncio.wait_for(self.drain(), self.client.timeout)
         await self.client.aclose()
 
     async def run(self) -> None:
@@ -180,12 +187,14 @@ class SyncWorker:
                 "syncd holds fewer check-ins than this gate sent; sending again",
                 extra={"acked_seq": acked, "first_sent": batch[0].seq},
             )
-        await mark_synced(
-            self.store,
-            acked,
-            skew=response.skew,
-            warning=response.clock_warning,
-            now=self._clock(),
+        await self._write(
+            mark_synced(
+                self.store,
+                acked,
+                skew=response.skew,
+                warning=response.clock_warning,
+                now=self._clock(),
+            )
         )
         self._online(last_push_at=self._clock(), acked_seq=acked, skew=response.skew)
         self.status.clock_warning = response.clock_warning
@@ -214,10 +223,10 @@ class SyncWorker:
             return 0
         now = self._clock()
         if page.changes or page.cursor != state.cursor:
-            applied = await apply_changes(self.store, page, now=now)
+            applied = await self._write(apply_changes(self.store, page, now=now))
         else:
             applied = 0
-            await note_pull(self.store, now)
+            await self._write(note_pull(self.store, now))
         self._online(last_pull_at=now)
         if not page.changes and not page.more and time.monotonic() - started < wait / 2:
             await self._sleep(self.config.idle_pause)  # syncd did not hold the request
@@ -225,8 +234,16 @@ class SyncWorker:
 
     async def resync(self) -> None:
         """Snapshot, then presence; the feed continues from the snapshot's cursor."""
-        await fetch_snapshot(self.store, self.client, self.config.data_dir)
+        await self._write(fetch_snapshot(self.store, self.client, self.config.data_dir))
         self._online(last_pull_at=self._clock())
+
+    async def _write(self, work: Awaitable[T]) -> T:
+        """Run a store write to its end even if the worker is cancelled meanwhile: a write cut
+        off between BEGIN and COMMIT would leave the shared connection in a transaction."""
+        future = asyncio.ensure_future(work)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        return await asyncio.shield(future)
 
     # -- retries and state --------------------------------------------------------------------
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -255,7 +272,7 @@ class SyncWorker:
         self.status.retries += 1
         if was != self.status.state:
             log.warning("sync %s: %s", self.status.state, message)
-            await note_error(self.store, message)
+            await self._write(note_error(self.store, message))
 
     def _online(self, **fields: Any) -> None:
         if self.status.state != "online":
