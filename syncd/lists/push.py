@@ -51,7 +51,7 @@ async def _produce(records: AsyncIterator[Record], queue: asyncio.Queue, size: i
 
 
 async def _batches(job: PushJob, records: AsyncIterator[Record]) -> AsyncIterator[list[Record]]:
-    queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1)
     producer = asyncio.create_task(_produce(job.duplicates.watch(records), queue, job.batch_rows))
     try:
         while (item := await queue.get()) is not _DONE:
@@ -69,7 +69,7 @@ async def run(job: PushJob, records: AsyncIterator[Record]) -> apply.PushResult:
     await apply.create_stage(job.conn)
     result = apply.PushResult()
     signer: bytes | None = None
-    base, analyzed_at = 0, 1
+    base, analyzed = 0, False
     job.phases.mark("start")
     async for batch in _batches(job, records):
         job.phases.mark("wait_for_parse")
@@ -82,9 +82,9 @@ async def run(job: PushJob, records: AsyncIterator[Record]) -> apply.PushResult:
         counts = await apply.apply_batch(job.conn, job.event_id, signer, base, batch)
         for key, n in counts.items():
             result.counts[key] = result.counts.get(key, 0) + n
-        if result.counts.get("added", 0) >= analyzed_at * 2:
-            await apply.refresh_statistics(job.conn)
-            analyzed_at = result.counts["added"]
+        if not analyzed and counts.get("added"):
+            await apply.refresh_statistics(job.conn)  # once: the planner scales by table size
+            analyzed = True
         base += sum(counts.values()) - counts.get("same", 0)
         job.phases.mark("apply")
     if signer is None:
