@@ -30,6 +30,7 @@ from gate.store.importer import (
 from shared.bundle import BundleReader
 from shared.errors import BundleError
 
+_SLICE = 2_500
 _STAGING = """
 CREATE TABLE tickets_staging (
     event_id    INTEGER NOT NULL,
@@ -110,8 +111,12 @@ async def _stage(
     tickets = reader.tickets()
     count = 0
     while rows := await asyncio.to_thread(_batch, tickets, event_id, categories):
-        async with store.transaction() as conn:
-            await conn.executemany("INSERT INTO tickets_staging VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        for start in range(0, len(rows), _SLICE):  # short transactions: scans slip in between
+            async with store.transaction() as conn:
+                await conn.executemany(
+                    "INSERT INTO tickets_staging VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows[start : start + _SLICE],
+                )
         count += len(rows)
         if progress:
             progress(len(rows))
