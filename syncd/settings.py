@@ -36,6 +36,9 @@ class SyncdSettings(BaseSettings):
     max_list_errors: int = Field(
         default=1000, ge=1, description="Row errors reported for a bad list."
     )
+    list_batch_rows: int = Field(
+        default=50_000, ge=1, description="Rows per batch applied while the rest is parsed."
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     check_schema: bool = Field(
         default=True, description="Refuse to start when migrations are pending."

@@ -51,7 +51,9 @@ async def push_list(request: web.Request) -> web.Response:
                 await load_event(conn, request, lock=True)
                 return await signing.signer(conn, event["event_id"])
 
-            job = push.PushJob(conn, event["event_id"], complete, checker, lock)
+            job = push.PushJob(
+                conn, event["event_id"], complete, checker, lock, settings.list_batch_rows
+            )
             result = await push.run(job, reader.records(body.texts()))
             _raise_problems(checker, await push.problems(job))
             if dry_run:

@@ -73,6 +73,24 @@ SELECT change, count(*) AS n FROM p GROUP BY change""".format(
     nonce=NEW_NONCE_SQL.format(old="coalesce(t.nonce, 0)")
 )
 
+APPLY_FRESH = """WITH p AS MATERIALIZED (
+SELECT s.row_no, s.external_ref, s.holder, s.email, s.category, s.zone, s.valid_from,
+       s.valid_until, nextval('ticket_id_seq') AS ticket_id,
+       (floor(random() * 4294967296))::bigint AS nonce
+FROM stage s WHERE s.row_no BETWEEN $4 AND $5
+), added AS (
+INSERT INTO tickets (ticket_id, event_id, external_ref, nonce, kid, zone, valid_from,
+    valid_until, category, holder, email)
+SELECT ticket_id, $1, external_ref, nonce, $2::bytea, zone, valid_from, valid_until, category,
+       holder, email FROM p
+), feed AS (
+INSERT INTO change_feed (event_id, seq, kind, ticket_id)
+SELECT $1, $3 + row_number() OVER (ORDER BY row_no), 'ticket.added', ticket_id FROM p
+)
+SELECT 'added' AS change, count(*) AS n FROM p"""
+"""The first list of an event: every row is new, so no lookup. A repeated reference fails the
+unique index; the caller applies this under a savepoint and reports the duplicate."""
+
 REVOKE_MISSING = """WITH gone AS (
     UPDATE tickets t SET status = 'revoked', status_source = 'push', updated_at = now()
     WHERE t.event_id = $1 AND t.status <> 'revoked'
@@ -172,11 +190,23 @@ async def refresh_statistics(conn: asyncpg.Connection) -> None:
     await conn.execute("ANALYZE tickets")
 
 
+async def has_tickets(conn: asyncpg.Connection, event_id: int) -> bool:
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tickets WHERE event_id = $1)", event_id)
+    )
+
+
 async def apply_batch(
-    conn: asyncpg.Connection, event_id: int, signer: bytes, base: int, batch: list[Record]
+    conn: asyncpg.Connection,
+    event_id: int,
+    signer: bytes,
+    base: int,
+    batch: list[Record],
+    fresh: bool = False,
 ) -> dict[str, int]:
     """Upsert the batch's rows of ``stage``; feed seqs start after ``base``. Returns counts."""
-    rows = await conn.fetch(APPLY, event_id, signer, base, batch[0][0], batch[-1][0])
+    sql = APPLY_FRESH if fresh else APPLY
+    rows = await conn.fetch(sql, event_id, signer, base, batch[0][0], batch[-1][0])
     return {r["change"]: r["n"] for r in rows}
 
 

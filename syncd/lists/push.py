@@ -69,17 +69,23 @@ async def run(job: PushJob, records: AsyncIterator[Record]) -> apply.PushResult:
     await apply.create_stage(job.conn)
     result = apply.PushResult()
     signer: bytes | None = None
-    base, analyzed = 0, False
+    base, analyzed, fresh, stopped = 0, False, False, False
     job.phases.mark("start")
     async for batch in _batches(job, records):
         job.phases.mark("wait_for_parse")
         await apply.copy_batch(job.conn, batch)
         job.phases.mark("copy")
-        if job.checker.problem_count:
+        if job.checker.problem_count or stopped:
             continue  # the push will be refused; keep staging only to find duplicates
         if signer is None:
             signer, base = await _lock(job)
-        counts = await apply.apply_batch(job.conn, job.event_id, signer, base, batch)
+            fresh = not await apply.has_tickets(job.conn, job.event_id)
+        try:
+            async with job.conn.transaction():  # a savepoint: a fresh batch may hit a duplicate
+                counts = await apply.apply_batch(job.conn, job.event_id, signer, base, batch, fresh)
+        except asyncpg.UniqueViolationError:
+            stopped = True  # a reference repeats within the file; ``problems`` will name it
+            continue
         for key, n in counts.items():
             result.counts[key] = result.counts.get(key, 0) + n
         if not analyzed and counts.get("added"):
@@ -90,6 +96,8 @@ async def run(job: PushJob, records: AsyncIterator[Record]) -> apply.PushResult:
     if signer is None:
         signer, base = await _lock(job)
     result.rows = sum(result.counts.values())
+    if stopped and not await problems(job):
+        raise RuntimeError("unique violation without a duplicate in the file")
     if job.complete and not await problems(job):
         result.revoked = await apply.revoke_missing(job.conn, job.event_id, base)
         base += result.revoked

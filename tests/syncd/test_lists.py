@@ -210,3 +210,35 @@ async def test_oversized_list_is_413(settings, org_a: Org) -> None:  # type: ign
         event = await create_event(client, org_a)
         status, body = await push(client, org_a, event["event_id"], HEADER + "x,,,,,,\n" * 2000)
         assert status == 413 and body["error"] == "too_large"
+
+
+async def test_first_list_duplicates_across_batches_are_refused(
+    settings,
+    org_a: Org,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """Guards the fresh-event fast path (no lookup, savepoint per batch): a reference repeated
+    in a later batch, or within one batch, is reported and nothing is applied."""
+    from aiohttp.test_utils import TestServer
+
+    from syncd.app import create_app
+
+    small = settings.model_copy(update={"list_batch_rows": 10})
+    async with TestClient(TestServer(create_app(small))) as client:
+        for dup_row in (35, 3):
+            event = await create_event(client, org_a)
+            eid = event["event_id"]
+            rows = [f"D{i}" for i in range(1, 51)]
+            rows[dup_row - 1] = "D1"
+            status, body = await push(client, org_a, eid, "external_ref\n" + "\n".join(rows))
+            assert status == 422, body
+            assert body["problems"] == [
+                {"row": dup_row, "column": "external_ref", "problem": "duplicate of row 1"}
+            ]
+            assert await tickets(client, org_a, eid) == {}
+            assert [k for _, k, _ in await feed(db_url, eid)] == ["key.added"]
+            status, body = await push(
+                client, org_a, eid, "external_ref\n" + "\n".join(f"D{i}" for i in range(50))
+            )
+            assert status == 200 and body["added"] == 50
+            assert len(await feed(db_url, eid)) == 51
