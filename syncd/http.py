@@ -48,10 +48,22 @@ async def read_model(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    if _has_nul(data):
+        raise ApiError(422, "invalid", "text may not contain NUL characters")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def validation_error(exc: ValidationError) -> ApiError:
@@ -81,6 +93,13 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -
     if not lo <= value <= hi:
         raise ApiError(400, "bad_query", f"{name} must be between {lo} and {hi}")
     return value
+
+
+def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
+    text = request.query.get(name)
+    if text is not None and ("\x00" in text or len(text) > max_length):
+        raise ApiError(400, "bad_query", f"{name} is not a valid value")
+    return text
 
 
 def query_flag(request: web.Request, name: str) -> bool:

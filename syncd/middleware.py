@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -99,6 +100,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return _error_response(exc.status, exc.body())
+    except asyncpg.DataError as exc:
+        # Values Postgres cannot hold (e.g. NUL in text) that slipped past validation.
+        log.warning("rejected by Postgres: %s", type(exc).__name__)
+        return _error_response(400, {"error": "bad_value", "message": "a value is not storable"})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

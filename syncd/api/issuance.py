@@ -21,7 +21,7 @@ from shared.ticket import sign_ticket
 from syncd import signing
 from syncd.api.common import load_event, pool, vault
 from syncd.api.tickets import load_ticket
-from syncd.http import UINT64, ApiError, query_int
+from syncd.http import UINT64, ApiError, query_int, query_text
 from syncd.routing import Param, op
 
 EXPORT_COLUMNS = (
@@ -204,7 +204,7 @@ async def sheet(request: web.Request) -> web.Response:
         " AND ($3::text IS NULL OR external_ref = $3) ORDER BY ticket_id LIMIT $4",
         event["event_id"],
         after,
-        request.query.get("external_ref"),
+        query_text(request, "external_ref"),
         limit,
     )
     keys = await signing.private_keys(pool(request), vault(request), event["event_id"])

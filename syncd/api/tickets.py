@@ -9,7 +9,7 @@ from aiohttp import web
 
 from syncd import feed, signing
 from syncd.api.common import load_event, pool
-from syncd.http import UINT64, ApiError, json_response, not_found, path_int, query_int
+from syncd.http import UINT64, ApiError, json_response, not_found, path_int, query_int, query_text
 from syncd.routing import Param, op
 
 TICKET_COLUMNS = (
@@ -69,7 +69,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         " ORDER BY ticket_id LIMIT $5",
         event["event_id"],
         after,
-        request.query.get("external_ref"),
+        query_text(request, "external_ref"),
         status,
         limit,
     )
