@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -177,13 +178,26 @@ class Store:
         writes between the look-up and the record in this process; raises ``StaleCacheError``
         (recording nothing) when another process changed the keys or events since the cache.
         """
+        if not 0 <= ticket_id <= _MAX_ID:
+            async with self._lock:
+                result, entry = judge(LocalState(None, None))
+                return result, await self._record(entry)
+        known = self._data_version
+
+        def look_judge_record(db: sqlite3.Connection) -> tuple[T, int] | None:
+            row = db.execute(_LOOKUP, (event_id, ticket_id)).fetchone()
+            if int(row[0]) != known:
+                return None
+            result, entry = judge(_local_state(event_id, ticket_id, row[1:]))
+            return result, _insert(db, entry)
+
         async with self._lock:
-            local, version = await self._lookup(event_id, ticket_id)
-            if version != self._data_version:
+            outcome = await self._in_thread(look_judge_record)
+            if outcome is None:
                 await self.refresh()
                 raise StaleCacheError
-            result, entry = judge(local)
-            return result, await self._record(entry)
+        self.appended.set()
+        return outcome
 
     async def record_scan(self, entry: JournalEntry) -> int:
         """Append one scan to the journal (the entry state follows an admit); durable."""
@@ -191,23 +205,18 @@ class Store:
             return await self._record(entry)
 
     async def _record(self, entry: JournalEntry) -> int:
-        cursor = await self.conn.execute(
-            _INSERT_JOURNAL,
-            (
-                os.urandom(16),
-                entry.event_id,
-                entry.ticket_id,
-                entry.direction,
-                entry.outcome,
-                entry.reason,
-                entry.scanned_at,
-                entry.via,
-                entry.gate,
-            ),
-        )
-        assert cursor.lastrowid is not None
+        seq = await self._in_thread(lambda db: _insert(db, entry))
         self.appended.set()
-        return cursor.lastrowid
+        return seq
+
+    async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the connection's own thread: one hand-off for a whole scan.
+
+        aiosqlite has no public call for this; its ``_execute`` queues a function to the
+        connection thread (pinned: aiosqlite < 0.23). A queued call runs to the end even if the
+        awaiting task is cancelled, so a scan is either fully recorded or not at all.
+        """
+        return await self.conn._execute(work, self.conn._conn)
 
     async def apply_remote(
         self, event_id: int, ticket_id: int, direction: str, at: float, gate: str
@@ -261,6 +270,26 @@ class Store:
             "SELECT kid, public_key FROM keys WHERE trusted = 1 AND status = 'active'"
         )
         return {bytes(k): Ed25519PublicKey.from_public_bytes(raw) for k, raw in rows}
+
+
+def _insert(db: sqlite3.Connection, entry: JournalEntry) -> int:
+    """Append one journal row (autocommit: its own transaction); returns its seq."""
+    cursor = db.execute(
+        _INSERT_JOURNAL,
+        (
+            os.urandom(16),
+            entry.event_id,
+            entry.ticket_id,
+            entry.direction,
+            entry.outcome,
+            entry.reason,
+            entry.scanned_at,
+            entry.via,
+            entry.gate,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _event(row: Any) -> EventInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.gate.kit import code
@@ -52,5 +53,7 @@ def test_enrol_with_syncd_down_says_so(tmp_path: Path) -> None:
 
 
 def test_enrol_is_documented() -> None:
-    out = subprocess.run(["gate", "enroll", "--help"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "gate", "enroll", "--help"], capture_output=True, text=True
+    ).stdout
     assert "--server" in out and "0600" in out
