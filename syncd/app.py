@@ -1,6 +1,7 @@
 """The composition root: ``create_app(settings)`` wires middlewares, routes and resources.
 
-Resources start in order (Postgres pool, then the broker) and stop in reverse, as
+Resources start in order (Postgres pool, the LISTEN connection, then the outbox relay and its
+broker connection) and stop in reverse, as
 ``cleanup_ctx`` generators. The app holds no state between requests beyond pools, so any number
 of replicas can run behind a load balancer.
 """
@@ -12,7 +13,7 @@ import importlib
 from aiohttp import web
 
 from shared.errors import ConfigError
-from syncd import auth, db, middleware, ops, routing
+from syncd import auth, db, middleware, notify, ops, outbox, routing
 from syncd.settings import SyncdSettings
 from syncd.vault import KeyVault
 
@@ -25,6 +26,9 @@ API_MODULES = (
     "syncd.api.tickets",
     "syncd.api.issuance",
     "syncd.api.bundle",
+    "syncd.api.gates",
+    "syncd.api.gatesync",
+    "syncd.api.stats",
     "syncd.api.docs",
 )
 
@@ -55,6 +59,11 @@ def create_app(settings: SyncdSettings) -> web.Application:
             settings.check_schema,
         )
     )
-    app.cleanup_ctx.append(ops.broker_ctx(settings.amqp_url.get_secret_value()))
+    app.cleanup_ctx.append(notify.notifier_ctx(settings.database_url.get_secret_value()))
+    amqp = settings.amqp_url.get_secret_value()
+    if settings.relay_enabled:
+        app.cleanup_ctx.append(outbox.relay_ctx(amqp, settings.amqp_exchange, settings.relay_batch))
+    else:
+        app.cleanup_ctx.append(ops.broker_ctx(amqp))
     routing.add_routes(app)
     return app

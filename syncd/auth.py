@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from shared.protocol import GATE_CREDENTIAL_PREFIX
 from syncd.db import POOL
 from syncd.http import ApiError
 from syncd.routing import ROLES, operation_of
@@ -22,7 +23,7 @@ from syncd.vault import TOKEN_PREFIX, hash_token
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    kind: str  # "token" (organiser API token) or, later, "gate"
+    kind: str  # "token" (organiser API token) or "gate" (one gate of one event)
     org_id: int
     role: str = "viewer"
     subject_id: int = 0  # token_id or gate_id; safe to log
@@ -48,8 +49,20 @@ async def resolve_api_token(pool: asyncpg.Pool, token: str) -> Principal | None:
     return Principal("token", row["org_id"], row["role"], row["token_id"])
 
 
+async def resolve_gate(pool: asyncpg.Pool, credential: str) -> Principal | None:
+    """A ``tsg_`` gate credential: scoped to its gate's event, refused once revoked."""
+    row = await pool.fetchrow(
+        "SELECT gate_id, org_id, event_id FROM gates"
+        " WHERE credential_hash = $1 AND revoked_at IS NULL",
+        hash_token(credential),
+    )
+    if row is None:
+        return None
+    return Principal("gate", row["org_id"], "gate", row["gate_id"], row["event_id"])
+
+
 def default_resolvers() -> dict[str, Resolver]:
-    return {TOKEN_PREFIX: resolve_api_token}
+    return {TOKEN_PREFIX: resolve_api_token, GATE_CREDENTIAL_PREFIX: resolve_gate}
 
 
 def _unauthorized(message: str) -> ApiError:

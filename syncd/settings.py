@@ -43,3 +43,28 @@ class SyncdSettings(BaseSettings):
     check_schema: bool = Field(
         default=True, description="Refuse to start when migrations are pending."
     )
+    amqp_exchange: str = Field(
+        default="tessera",
+        min_length=1,
+        max_length=200,
+        description="Durable topic exchange for check-in events; '<name>.dlx', '<name>.dead' and"
+        " '<name>.unrouted' are declared beside it.",
+    )
+    relay_enabled: bool = Field(default=True, description="Run the outbox relay in this replica.")
+    relay_batch: int = Field(
+        default=2000, ge=1, le=20000, description="Outbox rows published per confirm round."
+    )
+    clock_warn_seconds: float = Field(
+        default=30.0, gt=0, description="Warn when a gate's clock is off by more than this."
+    )
+    enroll_code_ttl: float = Field(
+        default=86400.0, gt=0, description="Seconds an enrolment code stays usable."
+    )
+    feed_page: int = Field(
+        default=1000, ge=1, le=10000, description="Changes per change-feed page."
+    )
+    feed_max_behind: int = Field(
+        default=200_000,
+        ge=1,
+        description="A gate further behind than this many changes gets a snapshot instead.",
+    )

@@ -14,7 +14,7 @@ from syncd.api.tokens import insert_token
 from syncd.app import create_app
 from syncd.db import migrate
 from syncd.settings import SyncdSettings
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, Rabbit
 
 MASTER_KEY = "test-master-key-0123456789-abcdefghijklmnop"
 
@@ -39,9 +39,24 @@ async def db_url(pg_url: str) -> str:
     return pg_url
 
 
+def relay_exchange(rabbit: Rabbit) -> str:
+    """A per-test exchange for the outbox relay, its companions registered for clean-up."""
+    name = rabbit.exchange("events")
+    for suffix in ("dlx", "unrouted"):
+        rabbit.exchange(f"events.{suffix}")
+    for suffix in ("dead", "unrouted"):
+        rabbit.queue(f"events.{suffix}")
+    return name
+
+
 @pytest.fixture
-def settings(db_url: str) -> SyncdSettings:
-    return SyncdSettings(database_url=db_url, amqp_url=AMQP_URL, master_key=MASTER_KEY)
+def settings(db_url: str, rabbit: Rabbit) -> SyncdSettings:
+    return SyncdSettings(
+        database_url=db_url,
+        amqp_url=AMQP_URL,
+        master_key=MASTER_KEY,
+        amqp_exchange=relay_exchange(rabbit),
+    )
 
 
 @pytest.fixture

@@ -78,7 +78,13 @@ async def test_malformed_input_never_500(client: TestClient, org_a: Org) -> None
     resp = await client.get(f"/api/v1/events/{eid}/tickets", headers=org_a.h())
     tid = (await resp.json())["tickets"][0]["ticket_id"]
     doc = await (await client.get("/openapi.json")).json()
-    ids = {"event_id": str(eid), "ticket_id": str(tid), "kid": "00000000", "token_id": "1"}
+    ids = {
+        "event_id": str(eid),
+        "ticket_id": str(tid),
+        "kid": "00000000",
+        "token_id": "1",
+        "gate_id": "1",
+    }
     admin = org_a.h("admin")
     for method, path, url in _paths(doc, ids):
         op = doc["paths"][path][method.lower()]

@@ -17,6 +17,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/events": {"json": {"name": "Other"}},
     "/api/v1/events/{event_id}": {"json": {"venue": "Moved"}},
     "/api/v1/tokens": {"json": {"name": "t", "role": "viewer"}},
+    "/api/v1/events/{event_id}/gates": {"json": {"name": "North"}},
     "/api/v1/events/{event_id}/list": {
         "data": "external_ref\nX1\n",
         "headers": {"Content-Type": "text/csv"},
@@ -37,7 +38,12 @@ async def _fixture(client: TestClient, org: Org, db_url: str) -> dict[str, str]:
         "SELECT max(token_id) FROM api_tokens WHERE org_id = $1", org.org_id
     )
     await conn.close()
+    resp = await client.post(
+        f"/api/v1/events/{eid}/gates", json={"name": "G"}, headers=org.h("organiser")
+    )
+    gate_id = (await resp.json())["gate_id"]
     return {
+        "gate_id": str(gate_id),
         "event_id": str(eid),
         "ticket_id": str(ticket_id),
         "kid": kid,
@@ -60,7 +66,8 @@ async def _call(
 
 
 def _guarded() -> list[Operation]:
-    return [o for o in OPERATIONS if o.role is not None]
+    """Operations for API tokens (gate endpoints: tests/syncd/test_gatesync.py)."""
+    return [o for o in OPERATIONS if o.role is not None and "token" in o.principals]
 
 
 async def test_every_endpoint_refuses_missing_wrong_and_foreign_tokens(

@@ -1,0 +1,163 @@
+"""Storing a gate's pushed check-ins: once each, in the feed, in the outbox, conflicts flagged.
+
+One push is one transaction of four statements:
+
+1. the gate row is locked (pushes of one gate queue up) and its skew recorded;
+2. the batch is inserted ``ON CONFLICT (gate_id, seq) DO NOTHING``; in the same statement the
+   new admissions get feed seqs (``events.change_seq``, whose row lock serialises all writers of
+   the event's feed until commit) and every new row gets its outbox message;
+3. the admissions of the tickets touched are re-ordered by corrected time and their
+   ``conflict`` flags recomputed (a later "in" while the ticket is already inside is a conflict;
+   an earlier admission pushed late turns the one stored before it into the conflict); each
+   row that becomes a conflict gets a ``checkin.conflict`` outbox message;
+4. the gate's highest contiguous seq is advanced.
+
+A stored seq whose ``scan_id`` differs is ``JournalClash`` (HTTP 409) and nothing of the batch
+is kept. Retrying a batch stores nothing new and answers the same ``acked_seq``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.protocol import PushRequest
+
+_LOCK_GATE = """UPDATE gates g SET skew = $2, last_push_at = now() FROM events e
+WHERE g.gate_id = $1 AND e.event_id = g.event_id
+RETURNING g.event_id, g.name, e.reentry,
+    set_config('tessera.feed_writer', 'checkins', true) AS writer"""
+
+_STORE = """WITH u AS (
+    SELECT * FROM unnest($4::bigint[], $5::bytea[], $6::bigint[], $7::text[], $8::text[],
+                         $9::text[], $10::text[], $11::float8[])
+        AS u(seq, scan_id, ticket_id, direction, outcome, reason, via, scanned_at)
+), ins AS (
+    INSERT INTO checkins (gate_id, seq, event_id, scan_id, ticket_id, direction, outcome, reason,
+                          via, scanned_at, at, skew)
+    SELECT $1, seq, $2, scan_id, ticket_id, direction, outcome, reason, via, scanned_at,
+           scanned_at + $3, $3 FROM u
+    ON CONFLICT (gate_id, seq) DO NOTHING
+    RETURNING seq, scan_id, ticket_id, direction, outcome, reason, via, scanned_at, at
+), adm AS (
+    SELECT seq, ticket_id, direction, row_number() OVER (ORDER BY seq) AS n FROM ins
+    WHERE outcome = 'admit' AND ticket_id IS NOT NULL
+), lock AS (
+    UPDATE events SET change_seq = change_seq + (SELECT count(*) FROM adm) WHERE event_id = $2
+    RETURNING change_seq - (SELECT count(*) FROM adm) AS base
+), feed AS (
+    INSERT INTO change_feed (event_id, seq, kind, ticket_id, gate_id, gate_seq)
+    SELECT $2, lock.base + adm.n, 'checkin.' || adm.direction, adm.ticket_id, $1, adm.seq
+    FROM adm, lock
+), keyed AS (
+    SELECT ins.*, CASE WHEN outcome = 'deny' THEN 'checkin.invalid'
+                       WHEN direction = 'in' THEN 'checkin.performed'
+                       ELSE 'checkout.performed' END AS rk FROM ins
+), ob AS (
+    INSERT INTO outbox (routing_key, event_id, body)
+    SELECT rk, $2, jsonb_build_object('type', rk, 'event_id', $2, 'gate_id', $1,
+        'gate_name', $12::text, 'seq', seq, 'scan_id', encode(scan_id, 'hex'),
+        'ticket_id', ticket_id, 'direction', direction, 'outcome', outcome, 'reason', reason,
+        'via', via, 'scanned_at', scanned_at, 'at', at, 'skew', $3::float8)
+    FROM keyed ORDER BY seq
+)
+SELECT (SELECT count(*) FROM ins) AS stored,
+       (SELECT array_agg(DISTINCT ticket_id) FROM adm) AS tickets,
+       (SELECT base FROM lock) AS base"""
+
+_CLASH = """SELECT c.seq FROM checkins c
+JOIN unnest($2::bigint[], $3::bytea[]) AS u(seq, scan_id) ON c.seq = u.seq
+WHERE c.gate_id = $1 AND c.scan_id <> u.scan_id ORDER BY c.seq LIMIT 1"""
+
+_CONFLICTS = """WITH w AS (
+    SELECT gate_id, seq, ticket_id, direction, at, conflict,
+           lag(direction) OVER o AS prev_dir, lag(gate_id) OVER o AS prev_gate,
+           lag(at) OVER o AS prev_at,
+           count(*) FILTER (WHERE direction = 'in') OVER (o ROWS BETWEEN UNBOUNDED PRECEDING
+                                                          AND 1 PRECEDING) AS earlier_ins
+    FROM checkins WHERE event_id = $1 AND ticket_id = ANY($2::bigint[]) AND outcome = 'admit'
+    WINDOW o AS (PARTITION BY ticket_id ORDER BY at, gate_id, seq)
+), t AS (
+    SELECT *, (direction = 'in' AND CASE WHEN $3 = 'never' THEN earlier_ins > 0
+                                         ELSE coalesce(prev_dir = 'in', false) END) AS should
+    FROM w
+), upd AS (
+    UPDATE checkins c SET conflict = t.should FROM t
+    WHERE c.gate_id = t.gate_id AND c.seq = t.seq AND c.conflict <> t.should
+    RETURNING c.gate_id, c.seq, c.scan_id, c.ticket_id, c.at, c.conflict, t.prev_gate, t.prev_at
+), ob AS (
+    INSERT INTO outbox (routing_key, event_id, body)
+    SELECT 'checkin.conflict', $1, jsonb_build_object('type', 'checkin.conflict',
+        'event_id', $1, 'gate_id', upd.gate_id, 'gate_name', g.name, 'seq', upd.seq,
+        'scan_id', encode(upd.scan_id, 'hex'), 'ticket_id', upd.ticket_id, 'at', upd.at,
+        'entry', jsonb_build_object('gate_id', upd.prev_gate, 'gate_name', pg.name,
+                                    'at', upd.prev_at))
+    FROM upd JOIN gates g ON g.gate_id = upd.gate_id
+    LEFT JOIN gates pg ON pg.gate_id = upd.prev_gate
+    WHERE upd.conflict
+)
+SELECT count(*) FILTER (WHERE conflict) FROM upd"""
+
+_ACK = """UPDATE gates SET acked_seq = coalesce((
+    SELECT max(seq) FROM (
+        SELECT seq, seq - row_number() OVER (ORDER BY seq) AS run FROM checkins
+        WHERE gate_id = $1 AND seq > gates.acked_seq) x
+    WHERE run = gates.acked_seq), acked_seq)
+WHERE gate_id = $1 RETURNING acked_seq"""
+
+_MAX_TICKET = 2**63 - 1
+
+
+class JournalClash(Exception):
+    """A pushed seq is already stored with another scan_id (the gate's journal was replaced)."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"seq {seq} is already stored with a different scan_id")
+        self.seq = seq
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    acked_seq: int
+    stored: int
+    conflicts: int
+
+
+def _columns(push: PushRequest) -> list[list]:
+    rows = push.checkins
+    return [
+        [c.seq for c in rows],
+        [bytes.fromhex(c.scan_id) for c in rows],
+        [
+            c.ticket_id if c.ticket_id is not None and c.ticket_id <= _MAX_TICKET else None
+            for c in rows
+        ],
+        [c.direction for c in rows],
+        [c.outcome for c in rows],
+        [c.reason for c in rows],
+        [c.via for c in rows],
+        [c.scanned_at for c in rows],
+    ]
+
+
+async def store_push(
+    conn: asyncpg.Connection, gate_id: int, push: PushRequest, skew: float
+) -> Stored:
+    """Store one batch in one transaction (see the module docstring)."""
+    async with conn.transaction():
+        gate = await conn.fetchrow(_LOCK_GATE, gate_id, skew)
+        assert gate is not None, "gate vanished while its credential was valid"
+        cols = _columns(push)
+        row = await conn.fetchrow(_STORE, gate_id, gate["event_id"], skew, *cols, gate["name"])
+        if row["stored"] < len(push.checkins):
+            clash = await conn.fetchval(_CLASH, gate_id, cols[0], cols[1])
+            if clash is not None:
+                raise JournalClash(clash)
+        conflicts = 0
+        if row["tickets"] and gate["reentry"] != "always":
+            conflicts = await conn.fetchval(
+                _CONFLICTS, gate["event_id"], row["tickets"], gate["reentry"]
+            )
+        acked = await conn.fetchval(_ACK, gate_id)
+    return Stored(int(acked), int(row["stored"]), int(conflicts))

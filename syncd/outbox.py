@@ -1,0 +1,172 @@
+"""The outbox relay: publishes outbox rows to RabbitMQ and marks them sent after the confirm.
+
+Topology (declared at every connect, idempotently), for ``SYNCD_AMQP_EXCHANGE=<x>``::
+
+    <x>            topic, durable; alternate-exchange <x>.unrouted; routing keys from
+                   shared.protocol.ROUTING_KEYS; consumers bind their own queues
+    <x>.unrouted   fanout, durable -> queue <x>.unrouted (messages no queue wanted are kept)
+    <x>.dlx        topic, durable  -> queue <x>.dead bound "#" (consumers' queues set
+                   x-dead-letter-exchange=<x>.dlx, so rejected poison messages land here)
+
+Each round takes up to ``relay_batch`` unsent rows ``FOR UPDATE SKIP LOCKED`` (replicas share
+the work, never a row), publishes them all pipelined (persistent, ``mandatory``,
+``message_id`` = outbox id) on a confirm channel, waits for every confirm, then marks the rows
+sent in the same transaction. Anything failing (broker gone, a nack, a return, the database
+gone) rolls the round back: the rows are published again later, so delivery is at least once
+and consumers dedupe by ``message_id``. The relay reconnects with capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractChannel, AbstractExchange
+from aiohttp import web
+
+from syncd.db import POOL
+from syncd.notify import NOTIFIER, Notifier
+from syncd.ops import BROKER, Broker
+
+log = logging.getLogger("syncd.outbox")
+_TAKE = """SELECT id, routing_key, body::text AS body, created_at FROM outbox
+WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
+_MARK = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+_PURGE = """DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE sent_at < now() - $1::interval LIMIT 10000)"""
+
+
+async def declare_topology(channel: AbstractChannel, name: str) -> AbstractExchange:
+    """Declare the exchange, its dead-letter and unrouted companions; returns the exchange."""
+    dlx = await channel.declare_exchange(f"{name}.dlx", aio_pika.ExchangeType.TOPIC, durable=True)
+    dead = await channel.declare_queue(f"{name}.dead", durable=True)
+    await dead.bind(dlx, "#")
+    unrouted = await channel.declare_exchange(
+        f"{name}.unrouted", aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    kept = await channel.declare_queue(f"{name}.unrouted", durable=True)
+    await kept.bind(unrouted)
+    return await channel.declare_exchange(
+        name,
+        aio_pika.ExchangeType.TOPIC,
+        durable=True,
+        arguments={"alternate-exchange": f"{name}.unrouted"},
+    )
+
+
+def _message(row: asyncpg.Record) -> aio_pika.Message:
+    created: datetime = row["created_at"]
+    return aio_pika.Message(
+        body=row["body"].encode(),
+        message_id=str(row["id"]),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        timestamp=created,
+        type=row["routing_key"],
+        app_id="syncd",
+    )
+
+
+class Relay:
+    """One replica's relay task. ``connected`` and ``last_error`` feed /readyz."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, notifier: Notifier, url: str, exchange: str, batch: int
+    ) -> None:
+        self._pool, self._notifier, self._url = pool, notifier, url
+        self.exchange, self.batch = exchange, batch
+        self.connected = False
+        self.tried = asyncio.Event()  # set after the first connection attempt, either way
+        self.last_error: str | None = "not connected yet"
+        self.published = 0
+        self._last_purge = 0.0
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: back off and start a new session
+                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                log.warning("outbox relay interrupted: %s", type(exc).__name__)
+            self.tried.set()
+            if self.connected:
+                attempt = 0
+            self.connected = False
+            attempt += 1
+            await asyncio.sleep(random.uniform(0.1, min(5.0, 0.2 * 2**attempt)))
+
+    async def _session(self) -> None:
+        connection = await aio_pika.connect(self._url, timeout=5)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await declare_topology(channel, self.exchange)
+            self.connected, self.last_error = True, None
+            self.tried.set()
+            log.info("outbox relay connected", extra={"exchange": self.exchange})
+            while not connection.is_closed:
+                self._notifier.outbox.clear()
+                if await self.publish_round(exchange) < self.batch:
+                    await self._idle()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._notifier.outbox.wait(), 1.0)
+        if time.monotonic() - self._last_purge > 600:
+            self._last_purge = time.monotonic()
+            await self._pool.execute(_PURGE, timedelta(days=7))
+
+    async def publish_round(self, exchange: AbstractExchange) -> int:
+        """Publish one batch and mark it sent; returns how many rows it took."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_TAKE, self.batch)
+            if not rows:
+                return 0
+            sends = [exchange.publish(_message(r), r["routing_key"], mandatory=True) for r in rows]
+            await asyncio.wait_for(asyncio.gather(*sends), 30)
+            await conn.execute(_MARK, [r["id"] for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+
+class RelayBroker(Broker):
+    """/readyz's broker check answers from the relay's live connection."""
+
+    def __init__(self, url: str, relay: Relay) -> None:
+        super().__init__(url)
+        self.relay = relay
+
+    async def check(self) -> str | None:
+        return None if self.relay.connected else (self.relay.last_error or "not connected")
+
+
+RELAY = web.AppKey("relay", Relay)
+
+
+def relay_ctx(url: str, exchange: str, batch: int):  # type: ignore[no-untyped-def]
+    """Start the relay after the pool and the notifier; stop it first."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        relay = Relay(app[POOL], app[NOTIFIER], url, exchange, batch)
+        app[RELAY] = relay
+        app[BROKER] = RelayBroker(url, relay)
+        task = asyncio.create_task(relay.run(), name="syncd-outbox-relay")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(relay.tried.wait(), 10)
+        if not relay.connected:
+            log.warning("RabbitMQ not reachable at start; /readyz will say so until it is")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
