@@ -15,7 +15,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import IO, Any
 
 import aiosqlite
@@ -93,10 +92,17 @@ async def _replace_tickets(
         for cid, label in await conn.execute_fetchall("SELECT category_id, label FROM categories")
     }
     known = len(categories)
-    tickets = reader.tickets()
+    batches = reader.batches(_BATCH)
     count = 0
-    while rows := await asyncio.to_thread(_batch, tickets, event_id, categories):
-        await conn.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    # Parse the next batch (a worker thread) while SQLite inserts this one (its own thread).
+    parsing = asyncio.ensure_future(asyncio.to_thread(_batch, batches, event_id, categories))
+    while rows := await parsing:
+        parsing = asyncio.ensure_future(asyncio.to_thread(_batch, batches, event_id, categories))
+        try:
+            await conn.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            await asyncio.gather(parsing, return_exceptions=True)
+            raise
         count += len(rows)
         if progress:
             progress(len(rows))
@@ -106,10 +112,10 @@ async def _replace_tickets(
 
 
 def _batch(
-    tickets: Iterator[BundleTicket], event_id: int, categories: dict[str, int]
+    batches: Iterator[list[BundleTicket]], event_id: int, categories: dict[str, int]
 ) -> list[tuple[Any, ...]]:
     rows = []
-    for t in islice(tickets, _BATCH):
+    for t in next(batches, []):
         _check(t)
         cid = categories.get(t.category)
         if cid is None:

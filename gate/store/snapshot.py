@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.store.db import Store
 from gate.store.importer import (
+    _BATCH,
     ImportResult,
     _batch,
     _SignerProbe,
@@ -108,9 +109,9 @@ async def _stage(
         )
         categories = await _categories(conn)
     known = max(categories.values(), default=0)
-    tickets = reader.tickets()
+    batches = reader.batches(_BATCH)
     count = 0
-    while rows := await asyncio.to_thread(_batch, tickets, event_id, categories):
+    while rows := await asyncio.to_thread(_batch, batches, event_id, categories):
         for start in range(0, len(rows), _SLICE):  # short transactions: scans slip in between
             async with store.transaction() as conn:
                 await conn.executemany(

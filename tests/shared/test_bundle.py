@@ -81,3 +81,15 @@ def test_unsigned_bundle_is_refused() -> None:
 def test_garbage_is_refused(data: bytes) -> None:
     with pytest.raises(BundleError):
         _read(data)
+
+
+def test_many_batches_round_trip_in_order() -> None:
+    many = [BundleTicket(i, i, "valid", 1, "GA", None) for i in range(1, 10_001)]
+    assert _read(_bundle(many)) == many
+
+
+def test_a_line_smuggling_two_rows_is_refused() -> None:
+    raw = gzip.decompress(_bundle())
+    smuggled = raw.replace(b'[2,22,"revoked",1,"VIP",null]', b'[2,22,"valid",1,"VIP",null],[9]')
+    with pytest.raises(BundleError, match="bad ticket rows"):
+        _read(gzip.compress(smuggled))
