@@ -1,0 +1,73 @@
+"""What each gate's camera sees in scripts/demo: tickets on phones and paper, one by one.
+
+A ``Scan`` is one ticket held up to the camera with the decision the demo expects for it; a
+gate's video is its scans rendered with gate/scan/synth.py (perspective, glare, noise, phone
+dark mode) and written as MJPG, so ``gate run --source VIDEO`` reads them through exactly the
+capture -> decode -> debounce -> decide -> commit path a live camera uses.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gate.scan import synth
+from gate.scan.synth import Condition, background, render_frame, write_video
+from shared.base45 import b45decode, b45encode
+from shared.ticket import PREFIX, parse_ticket
+
+FPS = 20.0
+HOLD = 10  # frames a ticket is in view (0.5 s)
+GAP = 6  # empty frames between two people
+SIZE = (640, 480)
+
+PHONE = Condition("phone", medium="screen", size=0.42, tilt=0.12, rotation=8, noise=4, glare=40)
+PHONE_DARK = PHONE.at(name="phone, dark mode", invert=True, rotation=-10, glare=0)
+PAPER = Condition("printout", size=0.36, tilt=0.18, rotation=-6, noise=6, light=0.8)
+LOOKS = (PHONE, PAPER, PHONE_DARK)
+
+# synth encodes the QR again for every frame (segno, ~45 ms); a ticket held up for ten frames
+# is the same code, so encode each text once. The arrays are only read.
+synth.qr_modules = functools.lru_cache(maxsize=64)(synth.qr_modules)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One ticket shown at a gate, and what the gate should answer."""
+
+    label: str  # e.g. "ticket 17 (Standard)"
+    text: str  # the QR text
+    admit: bool
+    reason: str | None = None  # the expected RejectReason value on a denial
+
+
+def forge(text: str, ticket_id: int) -> str:
+    """A real ticket with its number edited to ``ticket_id``: same key id, stale signature."""
+    ticket = parse_ticket(text)
+    raw = bytearray(b45decode(text[len(PREFIX) :]))
+    assert ticket.ticket_id != ticket_id
+    raw[9:17] = ticket_id.to_bytes(8, "big")
+    return PREFIX + b45encode(bytes(raw))
+
+
+def frames(scans: Sequence[Scan], seed: int) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    bg = background(SIZE[0], SIZE[1], rng)
+    for _ in range(GAP):
+        yield render_frame(None, PHONE, bg, rng)
+    for i, scan in enumerate(scans):
+        look = LOOKS[(i + seed) % len(LOOKS)]
+        for _ in range(HOLD):
+            yield render_frame(scan.text, look, bg, rng)
+        for _ in range(GAP):
+            yield render_frame(None, look, bg, rng)
+
+
+def render(path: Path, scans: Sequence[Scan], seed: int) -> float:
+    """Write the video for ``scans``; returns its length in seconds."""
+    count = write_video(path, frames(scans, seed), fps=FPS)
+    return count / FPS
