@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aio_pika
 import asyncpg
+import pytest
 
 from shared.protocol import GATE_CREDENTIAL_PREFIX
 from syncd.vault import TOKEN_PREFIX
@@ -95,3 +96,34 @@ def test_demo_help() -> None:
     result = _demo("--help", timeout=60)
     assert result.returncode == 0
     assert "--database-url" in result.stdout and "--keep" in result.stdout
+
+
+def test_demo_checks_fail_when_the_exchange_lost_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's verdict can fail: one admission stored but never delivered is a FAIL."""
+    monkeypatch.syspath_prepend(str(DEMO.parent))
+    from _demo_report import Checks, check_totals
+    from _demo_services import Deliveries
+
+    gates = {
+        "North Door": [{"decision": "admit"}, {"decision": "deny"}],
+        "South Door": [{"decision": "admit"}],
+    }
+    stats = {
+        "admitted": 2,
+        "denied": 1,
+        "conflicts": 0,
+        "gates": [
+            {"name": "North Door", "admitted": 1, "exits": 0, "denied": 1},
+            {"name": "South Door", "admitted": 1, "exits": 0, "denied": 0},
+        ],
+    }
+    deliveries = Deliveries()
+    for i, key in enumerate(["tickets.updated", "checkin.performed", "checkin.invalid"]):
+        deliveries.add(str(i), key, {})
+    deliveries.add("1", "checkin.performed", {})  # a redelivery is not a second message
+    checks = Checks()
+    check_totals(gates, stats, deliveries, checks)
+    assert not checks.ok
+    failed = [line for line in checks.lines() if "[FAIL]" in line]
+    assert failed == ["  [FAIL] checkin.performed: delivered 1 != admitted 2"]
+    assert deliveries.duplicates == 1
