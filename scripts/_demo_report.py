@@ -7,7 +7,7 @@ numbers, and the demo exits 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +115,7 @@ def exchange_lines(exchange: str, deliveries: Deliveries) -> list[str]:
 
 
 def check_totals(
-    gates: dict[str, Sequence[dict[str, Any]]],
+    gates: Mapping[str, Sequence[dict[str, Any]]],
     stats: dict[str, Any],
     deliveries: Deliveries,
     checks: Checks,
@@ -143,7 +143,9 @@ def check_totals(
     checks.expect(keys["tickets.updated"] >= 1, "tickets.updated delivered for the list changes")
 
 
-def decisions_delivered(gates: dict[str, Sequence[dict[str, Any]]], stats_conflicts: int) -> Any:
+def decisions_delivered(
+    gates: Mapping[str, Sequence[dict[str, Any]]], stats_conflicts: int
+) -> Callable[[Deliveries], bool]:
     """A predicate for Tap.collect: every decision and conflict has arrived."""
     admitted = sum(d["decision"] == "admit" for ds in gates.values() for d in ds)
     denied = sum(d["decision"] == "deny" for ds in gates.values() for d in ds)
