@@ -8,6 +8,7 @@ headless builds) so replays run through exactly the capture path a live camera u
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -62,10 +63,16 @@ CONDITIONS: tuple[Condition, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def qr_modules(text: str) -> np.ndarray:
-    """The QR for ``text`` as a uint8 array, 1 = dark module, with the 4-module quiet zone."""
+    """The QR for ``text`` as a uint8 array, 1 = dark module, with the 4-module quiet zone.
+
+    Cached (scenes render the same code in many frames); the array is read-only.
+    """
     qr = segno.make(text, error="m", micro=False)
-    return np.array(list(qr.matrix_iter(scale=1, border=4)), dtype=np.uint8)
+    modules = np.array(list(qr.matrix_iter(scale=1, border=4)), dtype=np.uint8)
+    modules.setflags(write=False)
+    return modules
 
 
 def qr_image(text: str, module_px: int = 8, invert: bool = False) -> np.ndarray:
