@@ -11,6 +11,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from tessera_cli import sync
 from tessera_cli.client import Api, ApiFailure, CliError
 from tessera_cli.settings import CliSettings
 
@@ -325,6 +326,9 @@ def tokens_revoke(token_id: int) -> None:
     with _api() as api:
         api.json("DELETE", f"/api/v1/tokens/{token_id}")
         click.echo(f"revoked {token_id}")
+
+
+sync.register(cli, _Group, _api, _out)
 
 
 def main() -> None:
