@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.store.db import Store
 from gate.store.importer import (
-    _BATCH,
     ImportResult,
     _batch,
     _SignerProbe,
@@ -31,7 +30,7 @@ from gate.store.importer import (
 from shared.bundle import BundleReader
 from shared.errors import BundleError
 
-_SLICE = 2_500
+_SLICE = 1_000
 _STAGING = """
 CREATE TABLE tickets_staging (
     event_id    INTEGER NOT NULL,
@@ -109,7 +108,7 @@ async def _stage(
         )
         categories = await _categories(conn)
     known = max(categories.values(), default=0)
-    batches = reader.batches(_BATCH)
+    batches = reader.batches(_SLICE)
     count = 0
     while rows := await asyncio.to_thread(_batch, batches, event_id, categories):
         for start in range(0, len(rows), _SLICE):  # short transactions: scans slip in between
