@@ -33,6 +33,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 from pamqp import commands as spec
 
+from syncd.amqp_batch import Outgoing, publish_batch
 from syncd.db import POOL
 from syncd.notify import NOTIFIER, Notifier
 from syncd.ops import BROKER, Broker
@@ -60,15 +61,6 @@ async def declare_topology(channel: AbstractChannel, name: str) -> AbstractExcha
         aio_pika.ExchangeType.TOPIC,
         durable=True,
         arguments={"alternate-exchange": f"{name}.unrouted"},
-    )
-
-
-def _properties(row: asyncpg.Record) -> spec.Basic.Properties:
-    return spec.Basic.Properties(
-        message_id=str(row["id"]),
-        content_type="application/json",
-        delivery_mode=2,  # persistent
-        app_id="syncd",
     )
 
 
@@ -112,15 +104,14 @@ class Relay:
         async with connection:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             await declare_topology(channel, self.exchange)
-            # aiormq directly: aio-pika's per-message wrapper and per-message drain cost more
-            # than the broker round trip; confirms are still awaited for every message.
-            exchange = await channel.get_underlay_channel()
+            raw = await channel.get_underlay_channel()  # see syncd/amqp_batch.py
+            assert isinstance(raw, aiormq.Channel)
             self.connected, self.last_error = True, None
             self.tried.set()
             log.info("outbox relay connected", extra={"exchange": self.exchange})
             while not connection.is_closed:
                 self._notifier.outbox.clear()
-                if await self.publish_round(exchange) < self.batch:
+                if await self.publish_round(raw) < self.batch:
                     await self._idle()
 
     async def _idle(self) -> None:
@@ -130,23 +121,14 @@ class Relay:
             self._last_purge = time.monotonic()
             await self._pool.execute(_PURGE, timedelta(days=7))
 
-    async def publish_round(self, channel: aiormq.abc.AbstractChannel) -> int:
+    async def publish_round(self, channel: aiormq.Channel) -> int:
         """Publish one batch and mark it sent; returns how many rows it took."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_TAKE, self.batch)
             if not rows:
                 return 0
-            sends = [
-                channel.basic_publish(  # type: ignore[call-arg]
-                    r["body"].encode(),
-                    exchange=self.exchange,
-                    routing_key=r["routing_key"],
-                    properties=_properties(r),
-                    mandatory=True,
-                    wait=False,
-                )
-                for r in rows
-            ]
+            batch = [Outgoing(r["routing_key"], r["body"].encode(), str(r["id"])) for r in rows]
+            sends = await publish_batch(channel, self.exchange, batch)
             confirms = await asyncio.wait_for(asyncio.gather(*sends), 30)
             if not all(isinstance(c, spec.Basic.Ack) for c in confirms):
                 raise PublishRefused("the broker refused (nacked) a message")
