@@ -122,11 +122,26 @@ async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHead
 async def bundle(request: web.Request) -> web.StreamResponse:
     event = await load_event(pool(request), request)
     names = query_flag(request, "names")
+    disposition = f'attachment; filename="event-{event["event_id"]}.bundle"'
+    return await stream_bundle(
+        request, event, names=names, headers={"Content-Disposition": disposition}
+    )
+
+
+async def stream_bundle(
+    request: web.Request,
+    event: asyncpg.Record,
+    *,
+    names: bool,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """Stream ``event``'s list as a bundle signed by its current key, from one DB snapshot.
+
+    Served as ``application/octet-stream`` without ``Content-Encoding`` (the bundle *is* gzip;
+    a client must not unpack it on the way).
+    """
     response = web.StreamResponse(
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Disposition": f'attachment; filename="event-{event["event_id"]}.bundle"',
-        }
+        headers={"Content-Type": "application/octet-stream", **(headers or {})}
     )
     async with (
         pool(request).acquire() as conn,

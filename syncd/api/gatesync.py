@@ -29,9 +29,9 @@ from shared.protocol import (
     PushRequest,
     PushResponse,
 )
-from syncd import changes, signing
+from syncd import changes
 from syncd.api import bundle
-from syncd.api.common import EVENT_COLUMNS, pool, vault
+from syncd.api.common import EVENT_COLUMNS, pool
 from syncd.api.gates import hash_code
 from syncd.app import SETTINGS
 from syncd.auth import Principal, principal_of
@@ -214,22 +214,4 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
         event = await pool(request).fetchrow(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", _gate(request).event_id
         )
-        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        async with (
-            pool(request).acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            header = await bundle._header(conn, event)
-            signer = await signing.signer(conn, event["event_id"])
-            key = (await signing.private_keys(conn, vault(request), event["event_id"]))[signer]
-            response.headers["X-Ticket-Count"] = str(header.ticket_count)
-            await response.prepare(request)
-            rows = await conn.cursor(
-                "SELECT ticket_id, nonce, status, zone, category, holder FROM tickets"
-                " WHERE event_id = $1 ORDER BY ticket_id",
-                event["event_id"],
-            )
-            bridge = bundle._Bridge(asyncio.get_running_loop(), response, rows, True)
-            await asyncio.to_thread(bundle._write, bridge, header, key)
-    await response.write_eof()
-    return response
+        return await bundle.stream_bundle(request, event, names=True)
