@@ -11,6 +11,7 @@ sync cursor. A refused, broken or interrupted snapshot leaves the old list in fo
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -31,18 +32,6 @@ from shared.bundle import BundleReader
 from shared.errors import BundleError
 
 _SLICE = 1_000
-_STAGING = """
-CREATE TABLE tickets_staging (
-    event_id    INTEGER NOT NULL,
-    ticket_id   INTEGER NOT NULL,
-    nonce       INTEGER NOT NULL,
-    status      INTEGER NOT NULL DEFAULT 0,
-    zone        INTEGER NOT NULL,
-    category_id INTEGER NOT NULL DEFAULT 0,
-    holder      TEXT,
-    PRIMARY KEY (event_id, ticket_id)
-) WITHOUT ROWID
-"""
 
 
 async def import_snapshot(
@@ -84,6 +73,14 @@ async def import_snapshot(
     return result, reader.header.cursor or ""
 
 
+async def _staging_ddl(conn: aiosqlite.Connection) -> str:
+    """``tickets``' own DDL under the staging name: the two tables can never drift apart."""
+    rows = list(await conn.execute_fetchall("SELECT sql FROM sqlite_master WHERE name = 'tickets'"))
+    ddl = str(rows[0][0])
+    # After a swap SQLite keeps the renamed table's DDL with the name quoted.
+    return re.sub(r'^CREATE TABLE\s+"?tickets"?', "CREATE TABLE tickets_staging", ddl)
+
+
 async def _trust_for(store: Store, probe: _SignerProbe, event_id: int) -> None:
     trusted = await store.conn.execute_fetchall(
         "SELECT kid, public_key, event_id FROM keys WHERE trusted = 1 AND status = 'active'"
@@ -102,7 +99,7 @@ async def _stage(
     event_id = reader.header.event.event_id
     async with store.transaction() as conn:
         await conn.execute("DROP TABLE IF EXISTS tickets_staging")
-        await conn.execute(_STAGING)
+        await conn.execute(await _staging_ddl(conn))
         await conn.execute(
             "INSERT INTO tickets_staging SELECT * FROM tickets WHERE event_id != ?", (event_id,)
         )
