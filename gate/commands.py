@@ -17,8 +17,9 @@ from gate.checkin.messages import day_time
 from gate.checkin.pipeline import Pipeline
 from gate.settings import GateSettings
 from gate.store.db import Store
-from gate.store.importer import ImportResult, import_bundle
+from gate.store.importer import ImportResult
 from gate.store.records import Direction, LocalState
+from gate.store.snapshot import import_snapshot
 from gate.store.stats import read_stats
 from gate.store.syncstate import read_sync_state, save_enrolment
 from gate.sync.client import SyncClient
@@ -53,13 +54,15 @@ async def check_config(settings: GateSettings) -> dict[str, Any]:
 
 
 async def import_list(settings: GateSettings, file: Path, *, progress: bool) -> ImportResult:
+    """Load a bundle beside the live list and swap it in: a running `gate run` keeps scanning."""
     store = await Store.open(settings.db_path)
     try:
         with (
             file.open("rb") as stream,
             tqdm(unit=" tickets", disable=not progress, unit_scale=True) as bar,
         ):
-            return await import_bundle(store, stream, progress=bar.update)
+            result, _cursor = await import_snapshot(store, stream, progress=bar.update)
+            return result
     finally:
         await store.close()
 
