@@ -3,7 +3,7 @@
 #   docker build -f deploy/gate.Dockerfile -t tessera-gate .
 # Run with the camera passed through and the database on a volume:
 #   docker run --device /dev/video0 --group-add video -v gate-data:/var/lib/tessera-gate \
-#     -p 127.0.0.1:8080:8080 --env-file deploy/env/gate.env tessera-gate
+#     -p 127.0.0.1:8090:8090 --env-file deploy/env/gate.env tessera-gate
 # On a Raspberry Pi class appliance prefer deploy/gate/ (systemd unit and kiosk set-up).
 FROM python:3.11-slim-bookworm
 
@@ -35,9 +35,9 @@ USER tessera
 # In a container the kiosk page must listen beyond loopback to be published with -p.
 ENV GATE_DATA_DIR=/var/lib/tessera-gate \
     GATE_DISPLAY_HOST=0.0.0.0 \
-    GATE_DISPLAY_PORT=8080
+    GATE_DISPLAY_PORT=8090
 VOLUME ["/var/lib/tessera-gate"]
-EXPOSE 8080
+EXPOSE 8090
 
 ENTRYPOINT ["gate"]
 CMD ["run", "--source", "camera"]

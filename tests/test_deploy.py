@@ -210,7 +210,7 @@ def test_gate_unit_has_the_key_directives() -> None:
 
 def test_kiosk_opens_the_local_display_page() -> None:
     unit = (DEPLOY / "gate" / "tessera-kiosk.service").read_text(encoding="utf-8")
-    assert "http://127.0.0.1:8080/" in unit and "--kiosk" in unit and "Restart=always" in unit
+    assert "http://127.0.0.1:8090/" in unit and "--kiosk" in unit and "Restart=always" in unit
     setup = (DEPLOY / "gate" / "setup-kiosk").read_text(encoding="utf-8")
     assert setup.startswith("#!/bin/sh") and "set -eu" in setup
     assert "tessera-gate.service" in setup and "tessera-kiosk.service" in setup

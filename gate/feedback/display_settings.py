@@ -13,7 +13,7 @@ class DisplaySettings(BaseSettings):
 
     enabled: bool = Field(default=True, description="Serve the kiosk page.")
     host: str = Field(default="127.0.0.1", description="Address the page listens on.")
-    port: int = Field(default=8080, ge=0, le=65535, description="Port (0 = any free port).")
+    port: int = Field(default=8090, ge=0, le=65535, description="Port (0 = any free port).")
     hold_seconds: float = Field(
         default=3.0, gt=0, description="How long a result fills the screen."
     )
