@@ -153,16 +153,18 @@ async def lookup(settings: GateSettings, query: str, limit: int) -> list[dict[st
     store = await Store.open(settings.db_path)
     try:
         found = await Pipeline(store, settings).search(query, limit=limit)
+        zones = {e.event_id: e.timezone for e in store.events.values()}
     finally:
         await store.close()
-    return [_match(m) for m in found]
+    return [_match(m, zones) for m in found]
 
 
-def _match(m: LocalState) -> dict[str, Any]:
+def _match(m: LocalState, timezones: dict[int, str]) -> dict[str, Any]:
     assert m.entry is not None
     state = m.state
     return {
         **dataclasses.asdict(m.entry),
+        "timezone": timezones.get(m.entry.event_id, "UTC"),
         "inside": bool(state and state.inside),
         "last_in_at": state.last_in_at if state else None,
         "last_in_gate": state.last_in_gate if state else None,
@@ -171,8 +173,7 @@ def _match(m: LocalState) -> dict[str, Any]:
 
 def format_match(row: dict[str, Any]) -> str:
     inside = (
-        f"inside since {time.strftime('%a %H:%M', time.localtime(row['last_in_at']))}"
-        f" ({row['last_in_gate']})"
+        f"inside since {day_time(row['last_in_at'], row['timezone'])} ({row['last_in_gate']})"
         if row["inside"]
         else "not inside"
     )

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gate.__main__ import cli
+from gate.checkin.messages import day_time
 from gate.settings import GateSettings
 from shared.bundle import BundleTicket
 from shared.ticket import generate_private_key, public_key_to_b64
@@ -71,6 +72,10 @@ def test_offline_session_from_trust_to_status(tmp_path: Path) -> None:
     admitted = gate(tmp_path, "admit", "5")
     assert admitted.returncode == 0 and json.loads(admitted.stdout)["via"] == "manual"
     assert gate(tmp_path, "admit", "3").returncode == 1  # revoked
+    found = json.loads(gate(tmp_path, "lookup", "--json", "5").stdout)[0]
+    assert (found["inside"], found["timezone"]) == (True, "Europe/Berlin")
+    berlin = day_time(found["last_in_at"], "Europe/Berlin")
+    assert f"inside since {berlin}" in gate(tmp_path, "lookup", "5").stdout
 
     status = json.loads(gate(tmp_path, "status", "--json").stdout)
     assert (status["list_size"], status["journal_size"], status["unsynced"]) == (6, 5, 5)
