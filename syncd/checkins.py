@@ -1,16 +1,21 @@
 """Storing a gate's pushed check-ins: once each, in the feed, in the outbox, conflicts flagged.
 
-One push is one transaction of four statements:
+One push is one transaction of up to six statements, ordered so that the event row lock (which
+serialises every writer of the event's feed) is taken last and held only for the feed insert
+and the commit:
 
 1. the gate row is locked (pushes of one gate queue up) and its skew recorded;
-2. the batch is inserted ``ON CONFLICT (gate_id, seq) DO NOTHING``; in the same statement the
-   new admissions get feed seqs (``events.change_seq``, whose row lock serialises all writers of
-   the event's feed until commit) and every new row gets its outbox message;
-3. the admissions of the tickets touched are re-ordered by corrected time and their
+2. the batch is inserted ``ON CONFLICT (gate_id, seq) DO NOTHING``; in the same statement every
+   new row gets its outbox message;
+3. transaction-scoped advisory locks are taken on the admitted tickets (sorted, so pushes never
+   deadlock): pushes touching the same ticket recompute its conflicts one after the other;
+4. the admissions of the tickets touched are re-ordered by corrected time and their
    ``conflict`` flags recomputed (a later "in" while the ticket is already inside is a conflict;
    an earlier admission pushed late turns the one stored before it into the conflict); each
    row that becomes a conflict gets a ``checkin.conflict`` outbox message;
-4. the gate's highest contiguous seq is advanced.
+5. the gate's highest contiguous seq is advanced;
+6. the new admissions get feed seqs from ``events.change_seq``; its row lock is held until
+   commit, so the feed stays gap-free and its seqs become visible in order.
 
 A stored seq whose ``scan_id`` differs is ``JournalClash`` (HTTP 409) and nothing of the batch
 is kept. Retrying a batch stores nothing new and answers the same ``acked_seq``.
@@ -41,15 +46,7 @@ _STORE = """WITH u AS (
     ON CONFLICT (gate_id, seq) DO NOTHING
     RETURNING seq, scan_id, ticket_id, direction, outcome, reason, via, scanned_at, at
 ), adm AS (
-    SELECT seq, ticket_id, direction, row_number() OVER (ORDER BY seq) AS n FROM ins
-    WHERE outcome = 'admit' AND ticket_id IS NOT NULL
-), lock AS (
-    UPDATE events SET change_seq = change_seq + (SELECT count(*) FROM adm) WHERE event_id = $2
-    RETURNING change_seq - (SELECT count(*) FROM adm) AS base
-), feed AS (
-    INSERT INTO change_feed (event_id, seq, kind, ticket_id, gate_id, gate_seq)
-    SELECT $2, lock.base + adm.n, 'checkin.' || adm.direction, adm.ticket_id, $1, adm.seq
-    FROM adm, lock
+    SELECT seq, ticket_id, direction FROM ins WHERE outcome = 'admit' AND ticket_id IS NOT NULL
 ), keyed AS (
     SELECT ins.*, CASE WHEN outcome = 'deny' THEN 'checkin.invalid'
                        WHEN direction = 'in' THEN 'checkin.performed'
@@ -63,8 +60,27 @@ _STORE = """WITH u AS (
     FROM keyed ORDER BY seq
 )
 SELECT (SELECT count(*) FROM ins) AS stored,
-       (SELECT array_agg(DISTINCT ticket_id) FROM adm) AS tickets,
-       (SELECT base FROM lock) AS base"""
+       (SELECT array_agg(seq ORDER BY seq) FROM adm) AS adm_seqs,
+       (SELECT array_agg(ticket_id ORDER BY seq) FROM adm) AS adm_tickets,
+       (SELECT array_agg('checkin.' || direction ORDER BY seq) FROM adm) AS adm_kinds,
+       (SELECT array_agg(DISTINCT ticket_id) FROM adm) AS tickets"""
+
+# Pushes touching the same ticket recompute its conflicts one after the other (each then sees
+# the other's committed rows); keys sorted so two pushes never wait on each other in a cycle.
+# Hash collisions only serialise a little more. The two-int key space is apart from db.py's.
+_LOCK_TICKETS = """SELECT count(pg_advisory_xact_lock(29525, k)) FROM (
+    SELECT DISTINCT hashint8(t) AS k FROM unnest($1::bigint[]) t ORDER BY k) s"""
+
+# Last and short: the event row lock serialises feed writers until commit, so feed seqs are
+# gap-free and become visible in order.
+_FEED = """WITH lock AS (
+    UPDATE events SET change_seq = change_seq + cardinality($2::bigint[]) WHERE event_id = $1
+    RETURNING change_seq - cardinality($2::bigint[]) AS base
+)
+INSERT INTO change_feed (event_id, seq, kind, ticket_id, gate_id, gate_seq)
+SELECT $1, lock.base + a.n, a.kind, a.ticket_id, $5, a.gate_seq
+FROM lock, unnest($2::bigint[], $3::bigint[], $4::text[]) WITH ORDINALITY
+    AS a(gate_seq, ticket_id, kind, n)"""
 
 _CLASH = """SELECT c.seq FROM checkins c
 JOIN unnest($2::bigint[], $3::bytea[]) AS u(seq, scan_id) ON c.seq = u.seq
@@ -156,8 +172,18 @@ async def store_push(
                 raise JournalClash(clash)
         conflicts = 0
         if row["tickets"] and gate["reentry"] != "always":
+            await conn.fetchval(_LOCK_TICKETS, row["tickets"])
             conflicts = await conn.fetchval(
                 _CONFLICTS, gate["event_id"], row["tickets"], gate["reentry"]
             )
         acked = await conn.fetchval(_ACK, gate_id)
+        if row["adm_seqs"]:
+            await conn.execute(
+                _FEED,
+                gate["event_id"],
+                row["adm_seqs"],
+                row["adm_tickets"],
+                row["adm_kinds"],
+                gate_id,
+            )
     return Stored(int(acked), int(row["stored"]), int(conflicts))

@@ -39,8 +39,13 @@ from syncd.notify import NOTIFIER, Notifier
 from syncd.ops import BROKER, Broker
 
 log = logging.getLogger("syncd.outbox")
-_TAKE = """SELECT id, routing_key, body::text AS body FROM outbox
-WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
+# The ids are picked first, so even when the planner sorts every unsent row (stale estimates
+# under a backlog) it sorts ids, not bodies; the bodies of the chosen rows are then read by key.
+_TAKE = """WITH t AS (
+    SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+SELECT o.id, o.routing_key, o.body::text AS body FROM outbox o JOIN t ON o.id = t.id
+ORDER BY o.id"""
 _MARK = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
 _PURGE = """DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox WHERE sent_at < now() - $1::interval LIMIT 10000)"""
