@@ -126,10 +126,11 @@ WHERE gate_id = $1 RETURNING acked_seq"""
 
 _MAX_TICKET = 2**63 - 1
 # At most this many push transactions of this replica at once: more only queue on the event
-# row lock while taking CPU from Postgres and the outbox relay (bench_sync, 16 gates on 2 cores:
-# unbounded 2,477 check-ins/s with the relay 23k messages behind; 4 at once 2,095/s, relay kept
-# up). One semaphore per event loop (tests run many loops in one process).
-_CONCURRENT_PUSHES = 4
+# row lock while taking CPU from Postgres and the outbox relay. bench_sync, 16 gates x 100 on 2
+# cores: unbounded 2,477 check-ins/s with the relay 23k messages behind; 4 at once 2,164/s,
+# fan-out p99 ~1.6 s; 2 at once 2,035/s, ~0.45 s; 1 at once 1,695/s, ~0.15 s. One semaphore per
+# event loop (tests run many loops in one process).
+_CONCURRENT_PUSHES = 2
 _PUSHING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
