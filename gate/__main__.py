@@ -117,7 +117,7 @@ def import_list(file: Path, quiet: bool) -> None:
     )
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("public_key", required=False)
 @click.option("--list", "list_keys", is_flag=True, help="List the keys this gate knows.")
 def trust(public_key: str | None, list_keys: bool) -> None:

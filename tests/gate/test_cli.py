@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.__main__ import cli
 from gate.checkin.messages import day_time
@@ -109,3 +110,20 @@ def test_bad_settings_and_check_config(tmp_path: Path) -> None:
     ok = gate(tmp_path, "run", "--check-config")
     assert ok.returncode == 0 and json.loads(ok.stdout)["problems"]
     assert gate(tmp_path, "trust", "not-a-key").returncode == 1
+
+
+def test_trust_accepts_a_key_whose_base64url_starts_with_a_dash(tmp_path: Path) -> None:
+    """Regression: one key in 64 encodes to '-...', which click took for an option."""
+    seed = next(
+        i
+        for i in range(10_000)
+        if _key_b64(i).startswith("-")  # the first such seed is found within a few hundred
+    )
+    result = gate(tmp_path, "trust", _key_b64(seed))
+    assert result.returncode == 0, result.stderr
+    assert "Trusted key" in result.stdout
+
+
+def _key_b64(seed: int) -> str:
+    private = Ed25519PrivateKey.from_private_bytes(seed.to_bytes(32, "big"))
+    return public_key_to_b64(private.public_key())
