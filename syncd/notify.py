@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from syncd.tasks import stop
+
 log = logging.getLogger("syncd.notify")
 FEED_CHANNEL = "tessera_feed"
 OUTBOX_CHANNEL = "tessera_outbox"
@@ -86,8 +88,6 @@ def notifier_ctx(url: str):  # type: ignore[no-untyped-def]
         app[NOTIFIER] = notifier
         task = asyncio.create_task(notifier.run(), name="syncd-notifier")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
     return ctx

@@ -37,6 +37,7 @@ from syncd.amqp_batch import Outgoing, publish_batch
 from syncd.db import POOL
 from syncd.notify import NOTIFIER, Notifier
 from syncd.ops import BROKER, Broker
+from syncd.tasks import stop
 
 log = logging.getLogger("syncd.outbox")
 # The ids are picked first, so even when the planner sorts every unsent row (stale estimates
@@ -169,8 +170,6 @@ def relay_ctx(url: str, exchange: str, batch: int):  # type: ignore[no-untyped-d
         if not relay.connected:
             log.warning("RabbitMQ not reachable at start; /readyz will say so until it is")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
     return ctx
