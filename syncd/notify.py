@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from syncd.tasks import stop
+from shared.tasks import stop
 
 log = logging.getLogger("syncd.notify")
 FEED_CHANNEL = "tessera_feed"

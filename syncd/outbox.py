@@ -33,11 +33,11 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 from pamqp import commands as spec
 
+from shared.tasks import stop
 from syncd.amqp_batch import Outgoing, publish_batch
 from syncd.db import POOL
 from syncd.notify import NOTIFIER, Notifier
 from syncd.ops import BROKER, Broker
-from syncd.tasks import stop
 
 log = logging.getLogger("syncd.outbox")
 # The ids are picked first, so even when the planner sorts every unsent row (stale estimates

@@ -17,7 +17,6 @@ page. What the page needs from the rest of the gate is the small ``DisplayBacken
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -31,6 +30,7 @@ from aiohttp import web
 
 from gate.camera.capture import Capture
 from gate.feedback.display_settings import DisplaySettings
+from shared.tasks import stop
 
 log = logging.getLogger("gate.feedback.display")
 
@@ -153,9 +153,7 @@ class Display:
 
         task = asyncio.create_task(push(), name="display-status")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
     def _broadcast(self, message: bytes) -> None:
         for queue in self._queues:

@@ -45,6 +45,7 @@ from gate.store.syncstate import (
 from gate.sync.client import AuthRejected, Offline, ProtocolError, SyncClient, SyncError
 from shared.errors import BundleError
 from shared.protocol import CheckinIn, PushRequest
+from shared.tasks import stop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,9 +132,7 @@ class SyncWorker:
         """Stop both loops, then, unless syncd is known to be out of reach, one last bounded push
         of what is left (a piped `gate run` exits right after its last scan)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
             await asyncio.gather(*self._writes, return_exceptions=True)
             if self.status.state in ("online", "starting"):
                 with contextlib.suppress(SyncError, sqlite3.Error, TimeoutError):
@@ -157,8 +156,7 @@ class SyncWorker:
             self.status.state, self.status.last_error = "stopped", f"sync stopped: {exc}"
         finally:
             for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                await stop(task)
 
     # -- push ---------------------------------------------------------------------------------
     async def _push_loop(self) -> None:
