@@ -29,15 +29,7 @@ async def reserve(conn: asyncpg.Connection, event_id: int, count: int) -> int:
 
 
 async def append_ticket(conn: asyncpg.Connection, kind: str, event_id: int, ticket_id: int) -> None:
-    assert kind in TICKET_KINDS
-    base = await reserve(conn, event_id, 1)
-    await conn.execute(
-        "INSERT INTO change_feed (event_id, seq, kind, ticket_id) VALUES ($1, $2, $3, $4)",
-        event_id,
-        base + 1,
-        f"ticket.{kind}",
-        ticket_id,
-    )
+    await append_tickets(conn, kind, event_id, [ticket_id])
 
 
 async def append_tickets(
