@@ -55,17 +55,11 @@ async def import_bundle(
 ) -> ImportResult:
     """Stream a bundle into the store; raises ``BundleError`` and changes nothing if refused."""
     started = time.perf_counter()
-    trusted = await store.conn.execute_fetchall(
-        "SELECT kid, public_key, event_id FROM keys WHERE trusted = 1 AND status = 'active'"
-    )
-    if not trusted:
-        raise BundleError("this gate trusts no key yet: pin the event's key with `gate trust`")
+    trusted = await trusted_keys(store)
     probe = _SignerProbe()
     reader = await asyncio.to_thread(BundleReader, stream, probe)
     event_id = reader.header.event.event_id
-    for kid, raw, key_event in trusted:
-        if key_event in (None, event_id):
-            probe[bytes(kid)] = Ed25519PublicKey.from_public_bytes(raw)
+    admit_signers(probe, trusted, event_id)
     try:
         async with store.transaction() as conn:
             count = await _replace_tickets(conn, reader, progress)
@@ -80,6 +74,25 @@ async def import_bundle(
     signer = probe.asked.hex() if probe.asked else ""
     elapsed = time.perf_counter() - started
     return ImportResult(event_id, reader.header.event.name, count, signer, elapsed)
+
+
+async def trusted_keys(store: Store) -> list[Any]:
+    """Keys pinned or learnt as trusted to sign bundles; ``BundleError`` when there are none."""
+    rows = list(
+        await store.conn.execute_fetchall(
+            "SELECT kid, public_key, event_id FROM keys WHERE trusted = 1 AND status = 'active'"
+        )
+    )
+    if not rows:
+        raise BundleError("this gate trusts no key yet: enrol it or pin a key with `gate trust`")
+    return rows
+
+
+def admit_signers(probe: _SignerProbe, trusted: list[Any], event_id: int) -> None:
+    """Let the reader accept the trusted keys that may sign this event's bundle."""
+    for kid, raw, key_event in trusted:
+        if key_event in (None, event_id):
+            probe[bytes(kid)] = Ed25519PublicKey.from_public_bytes(raw)
 
 
 async def _replace_tickets(

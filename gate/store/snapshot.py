@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import IO
 
 import aiosqlite
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.store.db import Store
 from gate.store.importer import (
@@ -27,6 +26,8 @@ from gate.store.importer import (
     _SignerProbe,
     _store_event,
     _store_keys,
+    admit_signers,
+    trusted_keys,
 )
 from shared.bundle import BundleReader
 from shared.errors import BundleError
@@ -45,7 +46,7 @@ async def import_snapshot(
     probe = _SignerProbe()
     reader = await asyncio.to_thread(BundleReader, stream, probe)
     event_id = reader.header.event.event_id
-    await _trust_for(store, probe, event_id)
+    admit_signers(probe, await trusted_keys(store), event_id)
     try:
         count, categories, known = await _stage(store, reader, progress)
         await asyncio.to_thread(reader.finish)
@@ -79,17 +80,6 @@ async def _staging_ddl(conn: aiosqlite.Connection) -> str:
     ddl = str(rows[0][0])
     # After a swap SQLite keeps the renamed table's DDL with the name quoted.
     return re.sub(r'^CREATE TABLE\s+"?tickets"?', "CREATE TABLE tickets_staging", ddl)
-
-
-async def _trust_for(store: Store, probe: _SignerProbe, event_id: int) -> None:
-    trusted = await store.conn.execute_fetchall(
-        "SELECT kid, public_key, event_id FROM keys WHERE trusted = 1 AND status = 'active'"
-    )
-    if not trusted:
-        raise BundleError("this gate trusts no key yet: enrol it or pin a key with `gate trust`")
-    for kid, raw, key_event in trusted:
-        if key_event in (None, event_id):
-            probe[bytes(kid)] = Ed25519PublicKey.from_public_bytes(raw)
 
 
 async def _stage(
