@@ -54,6 +54,12 @@ class SyncdSettings(BaseSettings):
     relay_batch: int = Field(
         default=2000, ge=1, le=20000, description="Outbox rows published per confirm round."
     )
+    push_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Gate push transactions this replica runs at once; more wait their turn.",
+    )
     clock_warn_seconds: float = Field(
         default=30.0, gt=0, description="Warn when a gate's clock is off by more than this."
     )
