@@ -8,12 +8,14 @@ of replicas can run behind a load balancer.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 
 from aiohttp import web
 
 from shared.errors import ConfigError
 from syncd import auth, db, middleware, notify, ops, outbox, routing
+from syncd.checkins import PUSH_SLOTS
 from syncd.settings import SyncdSettings
 from syncd.vault import KeyVault
 
@@ -51,6 +53,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app[VAULT] = _vault(settings)
     app[middleware.METRICS] = middleware.Metrics()
     app[auth.RESOLVERS] = auth.default_resolvers()
+    app[PUSH_SLOTS] = asyncio.Semaphore(settings.push_concurrency)
     app.cleanup_ctx.append(
         db.PoolCtx(
             settings.database_url.get_secret_value(),
@@ -62,7 +65,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app.cleanup_ctx.append(notify.notifier_ctx(settings.database_url.get_secret_value()))
     amqp = settings.amqp_url.get_secret_value()
     if settings.relay_enabled:
-        app.cleanup_ctx.append(outbox.relay_ctx(amqp, settings.amqp_exchange, settings.relay_batch))
+        app.cleanup_ctx.append(outbox.relay_ctx(settings))
     else:
         app.cleanup_ctx.append(ops.broker_ctx(amqp))
     routing.add_routes(app)

@@ -35,7 +35,7 @@ from syncd.api.common import EVENT_COLUMNS, pool
 from syncd.api.gates import hash_code
 from syncd.app import SETTINGS
 from syncd.auth import Principal, principal_of
-from syncd.checkins import JournalClash, store_push
+from syncd.checkins import PUSH_SLOTS, JournalClash, store_push
 from syncd.http import ApiError, json_response, read_model
 from syncd.notify import NOTIFIER
 from syncd.routing import Param, op
@@ -130,7 +130,7 @@ async def push(request: web.Request) -> web.Response:
     gate = _gate(request)
     skew = now - body.sent_at
     with db_or_503():
-        async with pool(request).acquire() as conn:
+        async with request.app[PUSH_SLOTS], pool(request).acquire() as conn:
             try:
                 stored = await store_push(conn, gate.subject_id, body, skew)
             except JournalClash as exc:
