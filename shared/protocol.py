@@ -85,11 +85,11 @@ class CheckinIn(_Model):
     outcome: Outcome
     reason: str | None = Field(default=None, max_length=64)
     via: str = Field(default="scanner", max_length=32)
-    scanned_at: float  # gate clock, Unix seconds
+    scanned_at: float = Field(allow_inf_nan=False)  # gate clock, Unix seconds
 
 
 class PushRequest(_Model):
-    sent_at: float
+    sent_at: float = Field(allow_inf_nan=False)
     checkins: list[CheckinIn] = Field(min_length=1, max_length=MAX_PUSH_BATCH)
 
 
