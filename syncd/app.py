@@ -8,14 +8,13 @@ of replicas can run behind a load balancer.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 
 from aiohttp import web
 
 from shared.errors import ConfigError
 from syncd import auth, db, middleware, notify, ops, outbox, routing
-from syncd.checkins import PUSH_SLOTS
+from syncd.checkins import PUSHER, Pusher
 from syncd.settings import SyncdSettings
 from syncd.vault import KeyVault
 
@@ -53,7 +52,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app[VAULT] = _vault(settings)
     app[middleware.METRICS] = middleware.Metrics()
     app[auth.RESOLVERS] = auth.default_resolvers()
-    app[PUSH_SLOTS] = asyncio.Semaphore(settings.push_concurrency)
+    app[PUSHER] = Pusher(settings.push_concurrency)
     app.cleanup_ctx.append(
         db.PoolCtx(
             settings.database_url.get_secret_value(),

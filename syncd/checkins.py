@@ -20,26 +20,34 @@ writer of the event's feed) is taken last and held only for the feed insert and 
 A stored seq whose ``scan_id`` differs is ``JournalClash`` (HTTP 409) and nothing of the batch
 is kept. Retrying a batch stores nothing new and answers the same ``acked_seq``.
 
-A replica runs at most ``SYNCD_PUSH_CONCURRENCY`` pushes at once (``PUSH_SLOTS``, taken before a
-pool connection): more would only queue on the event row lock while taking CPU from Postgres
-and the outbox relay.
+Group commit (``Pusher``): pushes that arrive while a push transaction runs are stored
+together in the next one, each by its own call, so a burst of pushes from many gates costs one
+commit, one WAL flush and one hold of the event row lock instead of one each. (Measured with
+one transaction per push, pushes queued on each other's event row lock held through the WAL
+flush.) A replica runs at most ``SYNCD_PUSH_CONCURRENCY`` such transactions at once. A push whose
+seq clashes is answered ``JournalClash`` and the others are stored again without it; a deadlock
+between two transactions (possible only when they touch the same tickets in opposite orders)
+is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
 
 from shared.protocol import PushRequest
 
-PUSH_SLOTS = web.AppKey("push_slots", asyncio.Semaphore)
 _STORE = """SELECT acked, stored, conflicts
 FROM tessera_store_push($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
 _CLASH_STATE = "TS409"  # raised by tessera_store_push, the seq in DETAIL
 _MAX_TICKET = 2**63 - 1
+_GROUP_ROWS = 5000  # check-ins stored by one group transaction at most
+_DEADLOCK_RETRIES = 5
+log = logging.getLogger("syncd.checkins")
 
 
 class JournalClash(Exception):
@@ -86,3 +94,110 @@ async def store_push(
         raise
     assert row is not None
     return Stored(int(row["acked"]), int(row["stored"]), int(row["conflicts"]))
+
+
+@dataclass(slots=True)
+class _Waiting:
+    gate_id: int
+    push: PushRequest
+    skew: float
+    done: asyncio.Future[Stored] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Pusher:
+    """Stores pushes with group commit (see the module docstring); one per replica."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._queue: list[_Waiting] = []
+        self._free = concurrency
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.groups = 0  # transactions committed, for /metrics-style introspection and tests
+        self.pushes = 0
+
+    async def store(
+        self, pool: asyncpg.Pool, gate_id: int, push: PushRequest, skew: float
+    ) -> Stored:
+        waiting = _Waiting(gate_id, push, skew)
+        self._queue.append(waiting)
+        if self._free > 0:
+            self._free -= 1
+            task = asyncio.create_task(self._drain(pool), name="syncd-push-group")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await waiting.done
+
+    async def _drain(self, pool: asyncpg.Pool) -> None:
+        try:
+            while self._queue:
+                group, rows = [], 0
+                while self._queue and (
+                    not group or rows + len(self._queue[0].push.checkins) <= _GROUP_ROWS
+                ):
+                    waiting = self._queue.pop(0)
+                    rows += len(waiting.push.checkins)
+                    group.append(waiting)
+                await self._store_group(pool, group)
+        finally:
+            self._free += 1
+
+    async def _store_group(self, pool: asyncpg.Pool, group: list[_Waiting]) -> None:
+        attempts = 0
+        while group:
+            try:
+                results = await self._transaction(pool, group)
+            except _Clash as clash:  # that push is refused; the others go again without it
+                clash.waiting.done.set_exception(JournalClash(clash.seq))
+                group = [w for w in group if w is not clash.waiting]
+                continue
+            except asyncpg.DeadlockDetectedError:
+                attempts += 1
+                if attempts <= _DEADLOCK_RETRIES:
+                    log.info("push group deadlocked; retrying", extra={"pushes": len(group)})
+                    continue
+                self._fail(group, JournalBusy())
+                return
+            except BaseException as exc:  # database gone, cancelled: every waiter learns it
+                self._fail(group, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            self.groups += 1
+            self.pushes += len(group)
+            for waiting, stored in zip(group, results, strict=True):
+                if not waiting.done.done():
+                    waiting.done.set_result(stored)
+            return
+
+    @staticmethod
+    def _fail(group: list[_Waiting], exc: BaseException) -> None:
+        for waiting in group:
+            if not waiting.done.done():
+                waiting.done.set_exception(exc)
+
+    @staticmethod
+    async def _transaction(pool: asyncpg.Pool, group: list[_Waiting]) -> list[Stored]:
+        results = []
+        async with pool.acquire() as conn, conn.transaction():
+            for waiting in group:
+                try:
+                    results.append(
+                        await store_push(conn, waiting.gate_id, waiting.push, waiting.skew)
+                    )
+                except JournalClash as exc:
+                    raise _Clash(waiting, exc.seq) from None
+        return results
+
+
+class _Clash(Exception):
+    def __init__(self, waiting: _Waiting, seq: int) -> None:
+        super().__init__(seq)
+        self.waiting, self.seq = waiting, seq
+
+
+class JournalBusy(Exception):
+    """The push kept deadlocking with others on the same tickets; the gate retries later."""
+
+
+PUSHER = web.AppKey("pusher", Pusher)

@@ -35,7 +35,7 @@ from syncd.api.common import EVENT_COLUMNS, pool
 from syncd.api.gates import hash_code
 from syncd.app import SETTINGS
 from syncd.auth import Principal, principal_of
-from syncd.checkins import PUSH_SLOTS, JournalClash, store_push
+from syncd.checkins import PUSHER, JournalBusy, JournalClash
 from syncd.http import ApiError, json_response, read_model
 from syncd.notify import NOTIFIER
 from syncd.routing import Param, op
@@ -130,11 +130,12 @@ async def push(request: web.Request) -> web.Response:
     gate = _gate(request)
     skew = now - body.sent_at
     with db_or_503():
-        async with request.app[PUSH_SLOTS], pool(request).acquire() as conn:
-            try:
-                stored = await store_push(conn, gate.subject_id, body, skew)
-            except JournalClash as exc:
-                raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
+        try:
+            stored = await request.app[PUSHER].store(pool(request), gate.subject_id, body, skew)
+        except JournalClash as exc:
+            raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
+        except JournalBusy:
+            raise ApiError(503, "busy", "check-ins of the same tickets collided, retry") from None
     answer = PushResponse(
         acked_seq=stored.acked_seq,
         stored=stored.stored,

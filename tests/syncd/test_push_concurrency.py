@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import ChangesPage, PushRequest
-from syncd.checkins import store_push
+from syncd.checkins import JournalClash, Pusher, Stored, store_push
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import changes, enrolled_gate, event_with_tickets, send
 
@@ -132,3 +132,60 @@ async def _admitted_index_reads(conn: asyncpg.Connection) -> int:
             "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'checkins_admitted'"
         )
     )
+
+
+async def test_pushes_arriving_together_share_one_commit_and_a_clash_refuses_only_its_own(
+    db_url: str,
+) -> None:
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        await pool.execute(
+            "INSERT INTO orgs (name) VALUES ('p'); INSERT INTO events (org_id, name)"
+            " SELECT org_id, 'p' FROM orgs; INSERT INTO gates (event_id, org_id, name)"
+            " SELECT event_id, org_id, 'g' || i FROM events, generate_series(1, 5) i"
+        )
+        gates = [r[0] for r in await pool.fetch("SELECT gate_id FROM gates ORDER BY gate_id")]
+        now = time.time()
+
+        def push(seq: int, ticket: int, scan_id: str | None = None) -> PushRequest:
+            row = {
+                "seq": seq,
+                "scan_id": scan_id or secrets.token_hex(16),
+                "ticket_id": ticket,
+                "direction": "in",
+                "outcome": "admit",
+                "scanned_at": now + ticket,
+            }
+            return PushRequest.model_validate({"sent_at": now, "checkins": [row]})
+
+        pusher = Pusher(concurrency=1)
+        first = await pusher.store(pool, gates[0], push(1, 100, "aa" * 16), 0.0)
+        assert (first.acked_seq, first.stored, pusher.groups) == (1, 1, 1)
+        results = await asyncio.gather(
+            *(pusher.store(pool, g, push(1 if g != gates[0] else 2, 200 + g), 0.0) for g in gates),
+            *(pusher.store(pool, g, push(2 if g != gates[0] else 3, 300 + g), 0.0) for g in gates),
+            pusher.store(pool, gates[0], push(1, 999, "bb" * 16), 0.0),  # seq 1 is "aa..."
+            return_exceptions=True,
+        )
+        stored = await pool.fetchval("SELECT count(*) FROM checkins")
+        feed = [r[0] for r in await pool.fetch("SELECT seq FROM change_feed ORDER BY seq")]
+    finally:
+        await pool.close()
+    *ok, clash = results
+    assert isinstance(clash, JournalClash) and clash.seq == 1
+    assert all(isinstance(r, Stored) and r.stored == 1 for r in ok), ok
+    assert sorted(r.acked_seq for r in ok if isinstance(r, Stored)) == [
+        1,
+        1,
+        1,
+        1,
+        2,
+        2,
+        2,
+        2,
+        2,
+        3,
+    ]
+    assert (pusher.groups, pusher.pushes) == (2, 11)  # the ten arrived together: one commit
+    assert stored == 11 and feed == list(range(1, 12))
