@@ -32,7 +32,9 @@ ALTER TABLE checkins DROP CONSTRAINT checkins_gate_id_fkey;
 CREATE FUNCTION tessera_store_push(
     p_gate bigint, p_skew float8, p_seq bigint[], p_scan bytea[], p_ticket bigint[],
     p_direction text[], p_outcome text[], p_reason text[], p_via text[], p_scanned float8[],
-    OUT acked bigint, OUT stored bigint, OUT conflicts bigint
+    p_feed boolean,
+    OUT acked bigint, OUT stored bigint, OUT conflicts bigint, OUT event_id bigint,
+    OUT adm_seqs bigint[], OUT adm_tickets bigint[], OUT adm_kinds text[]
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     g record;
@@ -157,18 +159,39 @@ BEGIN
         WHERE x.run = gates.acked_seq), gates.acked_seq)
     WHERE gates.gate_id = p_gate RETURNING gates.acked_seq INTO acked;
 
-    -- 6. Last and short: feed seqs from events.change_seq, whose row lock is held until commit,
-    -- so the feed stays gap-free and its seqs become visible in order.
-    IF r.adm_seqs IS NOT NULL THEN
-        WITH lock AS (
-            UPDATE events SET change_seq = change_seq + cardinality(r.adm_seqs)
-            WHERE events.event_id = g.event_id
-            RETURNING events.change_seq - cardinality(r.adm_seqs) AS base
-        )
-        INSERT INTO change_feed (event_id, seq, kind, ticket_id, gate_id, gate_seq)
-        SELECT g.event_id, lock.base + a.n, a.kind, a.ticket_id, p_gate, a.gate_seq
-        FROM lock, unnest(r.adm_seqs, r.adm_tickets, r.adm_kinds) WITH ORDINALITY
-            AS a(gate_seq, ticket_id, kind, n);
+    -- 6. Last and short: the admissions' feed entries (tessera_append_feed); without p_feed
+    -- the caller appends them itself once for a whole group of pushes, as its last step.
+    event_id := g.event_id;
+    IF p_feed THEN
+        PERFORM tessera_append_feed(
+            g.event_id, array_fill(p_gate, ARRAY[coalesce(cardinality(r.adm_seqs), 0)]),
+            r.adm_seqs, r.adm_tickets, r.adm_kinds);
+    ELSE
+        adm_seqs := r.adm_seqs;
+        adm_tickets := r.adm_tickets;
+        adm_kinds := r.adm_kinds;
     END IF;
+END
+$fn$;
+
+-- Feed seqs for check-ins from events.change_seq, whose row lock is held until commit, so the
+-- feed stays gap-free and its seqs become visible in order. Call it last in the transaction.
+CREATE FUNCTION tessera_append_feed(
+    p_event bigint, p_gates bigint[], p_seqs bigint[], p_tickets bigint[], p_kinds text[]
+) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF coalesce(cardinality(p_seqs), 0) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('tessera.feed_writer', 'checkins', true);
+    WITH lock AS (
+        UPDATE events SET change_seq = change_seq + cardinality(p_seqs)
+        WHERE events.event_id = p_event
+        RETURNING events.change_seq - cardinality(p_seqs) AS base
+    )
+    INSERT INTO change_feed (event_id, seq, kind, ticket_id, gate_id, gate_seq)
+    SELECT p_event, lock.base + a.n, a.kind, a.ticket_id, a.gate_id, a.gate_seq
+    FROM lock, unnest(p_gates, p_seqs, p_tickets, p_kinds) WITH ORDINALITY
+        AS a(gate_id, gate_seq, ticket_id, kind, n);
 END
 $fn$;
