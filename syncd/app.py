@@ -64,7 +64,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app.cleanup_ctx.append(notify.notifier_ctx(settings.database_url.get_secret_value()))
     amqp = settings.amqp_url.get_secret_value()
     if settings.relay_enabled:
-        app.cleanup_ctx.append(outbox.relay_ctx(amqp, settings.amqp_exchange, settings.relay_batch))
+        app.cleanup_ctx.append(outbox.relay_ctx(settings))
     else:
         app.cleanup_ctx.append(ops.broker_ctx(amqp))
     routing.add_routes(app)

@@ -52,7 +52,15 @@ class SyncdSettings(BaseSettings):
     )
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this replica.")
     relay_batch: int = Field(
-        default=2000, ge=1, le=20000, description="Outbox rows published per confirm round."
+        default=2000, ge=1, le=20000, description="Most outbox rows the relay publishes per round."
+    )
+    relay_depth: int = Field(
+        default=3, ge=1, le=16, description="Relay rounds published while awaiting confirms."
+    )
+    relay_vacuum_rows: int = Field(
+        default=20_000,
+        ge=0,
+        description="The relay runs VACUUM on the outbox after deleting this many rows (0: never).",
     )
     push_concurrency: int = Field(
         default=2,
