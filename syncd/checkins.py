@@ -140,7 +140,8 @@ class Pusher:
     async def _drain(self, pool: asyncpg.Pool) -> None:
         try:
             while self._queue:
-                group, rows = [], 0
+                group: list[_Waiting] = []
+                rows = 0
                 while self._queue and (
                     not group or rows + len(self._queue[0].push.checkins) <= _GROUP_ROWS
                 ):
