@@ -54,10 +54,18 @@ _UINT64 = Field(ge=0, le=2**64 - 1)
 
 
 class _Model(BaseModel):
+    """What a gate sends: syncd refuses a field it does not know."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KeyInfo(_Model):
+class _Answer(BaseModel):
+    """What syncd sends: a gate ignores fields added after it was built (syncd upgrades first)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class KeyInfo(_Answer):
     kid: str = Field(pattern=r"^[0-9a-f]{8}$")
     public_key: str = Field(min_length=43, max_length=44)  # raw 32 bytes, base64url
     status: Literal["active", "retired"] = "active"
@@ -68,7 +76,7 @@ class EnrollRequest(_Model):
     device: str = Field(default="", max_length=200)  # hostname or serial, for the organiser
 
 
-class EnrollResponse(_Model):
+class EnrollResponse(_Answer):
     gate_id: int
     gate_name: str
     event_id: int
@@ -93,15 +101,16 @@ class PushRequest(_Model):
     checkins: list[CheckinIn] = Field(min_length=1, max_length=MAX_PUSH_BATCH)
 
 
-class PushResponse(_Model):
+class PushResponse(_Answer):
     acked_seq: int  # highest contiguous seq syncd holds for this gate (0 = none)
     stored: int  # how many of this batch were new
-    server_time: float
+    server_time: float  # syncd's clock when the push arrived
     skew: float  # server_time - sent_at, seconds
     clock_warning: str | None = None
+    committed_at: float | None = None  # syncd's clock just after the batch's transaction committed
 
 
-class TicketChange(_Model):
+class TicketChange(_Answer):
     ticket_id: int = _UINT64
     nonce: int = _UINT32
     status: Literal["valid", "revoked", "blocked"]
@@ -110,7 +119,7 @@ class TicketChange(_Model):
     holder: str | None = None
 
 
-class CheckinChange(_Model):
+class CheckinChange(_Answer):
     ticket_id: int = _UINT64
     gate_id: int
     gate_name: str
@@ -119,7 +128,7 @@ class CheckinChange(_Model):
     conflict: bool = False
 
 
-class Change(_Model):
+class Change(_Answer):
     seq: int
     kind: str  # ticket.added|reissued|updated|revoked|blocked|unblocked, key.*, checkin.in|out
     ticket: TicketChange | None = None
@@ -127,13 +136,13 @@ class Change(_Model):
     checkin: CheckinChange | None = None
 
 
-class ChangesPage(_Model):
+class ChangesPage(_Answer):
     cursor: str
     changes: list[Change] = []
     more: bool = False  # another page is ready now: ask again without waiting
     snapshot_required: bool = False
 
 
-class PresencePage(_Model):
+class PresencePage(_Answer):
     cursor: str  # feed position this presence reflects
     inside: list[CheckinChange] = []  # latest admission per ticket that is inside now

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -65,6 +66,11 @@ class Stored:
     acked_seq: int
     stored: int
     conflicts: int
+    committed_at: float  # syncd's clock just after the transaction that stored the batch
+
+
+def _stored(row: asyncpg.Record, committed_at: float) -> Stored:
+    return Stored(int(row["acked"]), int(row["stored"]), int(row["conflicts"]), committed_at)
 
 
 def _columns(push: PushRequest) -> list[list]:
@@ -88,8 +94,8 @@ async def store_push(
     conn: asyncpg.Connection, gate_id: int, push: PushRequest, skew: float
 ) -> Stored:
     """Store one batch in one transaction (see the module docstring)."""
-    row = await _store(conn, gate_id, push, skew, feed=True)
-    return Stored(int(row["acked"]), int(row["stored"]), int(row["conflicts"]))
+    row = await _store(conn, gate_id, push, skew, feed=True)  # one statement: its own transaction
+    return _stored(row, time.time())
 
 
 async def _store(
@@ -188,7 +194,7 @@ class Pusher:
 
     @staticmethod
     async def _transaction(pool: asyncpg.Pool, group: list[_Waiting]) -> list[Stored]:
-        results = []
+        rows = []
         feeds: dict[int, tuple[list[int], list[int], list[int], list[str]]] = {}
         async with pool.acquire() as conn, conn.transaction():
             for waiting in group:
@@ -198,7 +204,7 @@ class Pusher:
                     )
                 except JournalClash as exc:
                     raise _Clash(waiting, exc.seq) from None
-                results.append(Stored(int(row["acked"]), int(row["stored"]), int(row["conflicts"])))
+                rows.append(row)
                 if row["adm_seqs"]:
                     gates, seqs, tickets, kinds = feeds.setdefault(
                         row["event_id"], ([], [], [], [])
@@ -210,7 +216,8 @@ class Pusher:
             # Last, in event order: each event's row lock is held only from here to the commit.
             for event_id in sorted(feeds):
                 await conn.execute(_FEED, event_id, *feeds[event_id])
-        return results
+        committed_at = time.time()
+        return [_stored(row, committed_at) for row in rows]
 
 
 class _Clash(Exception):

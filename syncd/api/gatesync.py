@@ -142,6 +142,7 @@ async def push(request: web.Request) -> web.Response:
         server_time=now,
         skew=skew,
         clock_warning=_clock_warning(request, gate, skew),
+        committed_at=stored.committed_at,
     )
     return json_response(answer.model_dump(mode="json"))
 

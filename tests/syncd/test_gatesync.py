@@ -81,6 +81,7 @@ async def test_push_is_idempotent_and_acks_contiguous(client: TestClient, org_a:
         status, body = await send(client, gate, rows)
         answer = PushResponse.model_validate(body)
         assert status == 200 and answer.acked_seq == 3 and answer.stored == expected_stored
+        assert answer.committed_at is not None and answer.committed_at >= answer.server_time
     r4, r5, r6 = (
         gate.checkin(tickets[3]),
         gate.checkin(None, outcome="deny", reason="bad_sig"),
