@@ -46,7 +46,8 @@ class SyncdSettings(BaseSettings):
     amqp_exchange: str = Field(
         default="tessera",
         min_length=1,
-        max_length=200,
+        max_length=118,  # + '.unrouted' fits AMQP's 127-byte names
+        pattern=r"^[A-Za-z0-9_.:-]+$",  # the characters RabbitMQ allows in a name
         description="Durable topic exchange for check-in events; '<name>.dlx', '<name>.dead' and"
         " '<name>.unrouted' are declared beside it.",
     )
@@ -61,6 +62,13 @@ class SyncdSettings(BaseSettings):
         default=20_000,
         ge=0,
         description="The relay runs VACUUM on the outbox after deleting this many rows (0: never).",
+    )
+    relay_drain_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="On shutdown, the relay waits this long for the rounds in flight to be"
+        " confirmed, so the next leader does not publish them again.",
     )
     push_concurrency: int = Field(
         default=2,

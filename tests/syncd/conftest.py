@@ -39,13 +39,13 @@ async def db_url(pg_url: str) -> str:
     return pg_url
 
 
-def relay_exchange(rabbit: Rabbit) -> str:
+def relay_exchange(rabbit: Rabbit, base: str = "events") -> str:
     """A per-test exchange for the outbox relay, its companions registered for clean-up."""
-    name = rabbit.exchange("events")
+    name = rabbit.exchange(base)
     for suffix in ("dlx", "unrouted"):
-        rabbit.exchange(f"events.{suffix}")
+        rabbit.exchange(f"{base}.{suffix}")
     for suffix in ("dead", "unrouted"):
-        rabbit.queue(f"events.{suffix}")
+        rabbit.queue(f"{base}.{suffix}")
     return name
 
 

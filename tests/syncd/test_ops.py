@@ -6,20 +6,23 @@ from __future__ import annotations
 import base64
 import logging
 
+import aio_pika
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from shared.errors import ConfigError
 from syncd.app import VAULT, create_app
 from syncd.db import POOL, load_migrations, migrate, pending
 from syncd.logs import JsonFormatter
+from syncd.outbox import declare_topology
 from syncd.settings import SyncdSettings
 from syncd.signing import private_keys
-from tests.syncd.conftest import MASTER_KEY, Org, create_event, push
+from tests.conftest import AMQP_URL, Rabbit
+from tests.syncd.conftest import MASTER_KEY, Org, create_event, push, relay_exchange
 
 
 async def test_health_ready_metrics(client: TestClient, org_a: Org) -> None:
@@ -77,6 +80,19 @@ def test_settings_need_a_master_key(pg_url: str) -> None:
         create_app(SyncdSettings(database_url=pg_url))
     with pytest.raises(ConfigError, match="at least"):
         create_app(SyncdSettings(database_url=pg_url, master_key="short"))
+
+
+async def test_exchange_names_fit_amqp(rabbit: Rabbit) -> None:
+    """Names the broker would refuse (too long with a suffix, odd characters) are refused at
+    start; the longest allowed one declares its whole topology on a real RabbitMQ."""
+    for bad in ("x" * 119, "tessera events", "tessera/prod", ""):
+        with pytest.raises(ValidationError, match="amqp_exchange"):
+            SyncdSettings(amqp_exchange=bad)
+    longest = relay_exchange(rabbit, "x" * (118 - len(rabbit.namespace) - 1))
+    assert SyncdSettings(amqp_exchange=longest).amqp_exchange == longest and len(longest) == 118
+    async with await aio_pika.connect(AMQP_URL) as conn:
+        exchange = await declare_topology(await conn.channel(), longest)
+        assert exchange.name == longest
 
 
 async def test_no_secret_in_any_log_line(

@@ -286,3 +286,23 @@ async def test_the_leader_vacuums_the_outbox(bench: Bench) -> None:
             return bool(count)
 
         await eventually(vacuumed, "VACUUM outbox ran")
+
+
+async def test_a_stopping_leader_drains_what_it_has_in_flight(bench: Bench) -> None:
+    """Stopped mid-backlog, the leader reads nothing more, waits for its rounds' confirms and
+    deletes their rows: each row is then either delivered once or still in the outbox, never
+    both (which would make the next leader publish it twice)."""
+    rows = await bench.fill(20_000)
+    relay = bench.relay(batch=500)
+    async with running(relay):
+
+        async def relaying() -> bool:
+            return await bench.queued() >= 2000
+
+        await eventually(relaying, "the leader relays")
+        assert await relay.drain()
+        left = await bench.outbox()
+        assert left and relay.leader  # stopped mid-backlog, still leading: nothing went on
+    delivered = await bench.drain()
+    assert len(delivered) == len(set(delivered)) == relay.published
+    assert not left & set(delivered) and left | set(delivered) == rows
