@@ -14,6 +14,7 @@ from aiohttp import web
 
 from shared.errors import ConfigError
 from syncd import auth, db, middleware, notify, ops, outbox, routing
+from syncd.changes import FEED_READS, FeedReads
 from syncd.checkins import PUSHER, Pusher
 from syncd.settings import SyncdSettings
 from syncd.vault import KeyVault
@@ -53,6 +54,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app[middleware.METRICS] = middleware.Metrics()
     app[auth.RESOLVERS] = auth.default_resolvers()
     app[PUSHER] = Pusher(settings.push_concurrency)
+    app[FEED_READS] = FeedReads()
     app.cleanup_ctx.append(
         db.PoolCtx(
             settings.database_url.get_secret_value(),

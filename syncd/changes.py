@@ -6,13 +6,22 @@ together with the feed head, so when the page is the last one its cursor jumps t
 this gate's own check-ins, which are left out). A cursor that is not a number, lies beyond the
 head (another database) or lags more than ``feed_max_behind`` changes answers
 ``snapshot_required``.
+
+Long-polling gates of one event are woken by the same notification and mostly ask from the same
+cursor, so ``FeedReads`` lets identical concurrent reads share one query and one decoding: the
+page is read with every gate's check-ins, and each gate's own are left out afterwards (they
+still count towards the page size). A read is shared only by requests holding the same
+notifier flag: a request that took a newer flag (the feed advanced since) starts its own read,
+so a wake-up is never lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.protocol import Change, ChangesPage, CheckinChange, KeyInfo, PresencePage, TicketChange
@@ -27,8 +36,8 @@ LEFT JOIN tickets t ON f.kind LIKE 'ticket.%' AND t.ticket_id = f.ticket_id
 LEFT JOIN signing_keys k ON f.kid IS NOT NULL AND k.event_id = f.event_id AND k.kid = f.kid
 LEFT JOIN checkins c ON f.gate_id IS NOT NULL AND c.gate_id = f.gate_id AND c.seq = f.gate_seq
 LEFT JOIN gates g ON g.gate_id = c.gate_id
-WHERE f.event_id = $1 AND f.seq > $2 AND f.gate_id IS DISTINCT FROM $3
-ORDER BY f.seq LIMIT $4"""
+WHERE f.event_id = $1 AND f.seq > $2
+ORDER BY f.seq LIMIT $3"""
 
 _PRESENCE = """SELECT l.ticket_id AS c_ticket, l.gate_id AS c_gate, g.name AS gate_name,
        l.direction, l.at, l.conflict
@@ -59,18 +68,61 @@ async def head(conn: asyncpg.Connection | asyncpg.Pool, event_id: int) -> int:
     return int(await conn.fetchval("SELECT change_seq FROM events WHERE event_id = $1", event_id))
 
 
-async def read_page(pool: asyncpg.Pool, reader: Reader, cursor: str) -> ChangesPage:
-    """One page after ``cursor`` (possibly empty; never waits)."""
-    after = parse_cursor(cursor)
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        top = await head(conn, reader.event_id)
-        if after is None or after > top or top - after > reader.max_behind:
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """One read of the feed, shared by every gate asking from the same position."""
+
+    changes: list[tuple[int | None, Change]]  # (gate the change came from, the change)
+    cursor: int  # where the next page starts
+    more: bool
+
+
+class FeedReads:
+    """Reads feed pages, sharing identical concurrent reads (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._reading: dict[tuple[int, int, int, int, object], asyncio.Future[_Slice | None]] = {}
+        self.queries = 0  # feed reads run, for tests and introspection
+
+    async def page(
+        self, pool: asyncpg.Pool, reader: Reader, cursor: str, flag: object = None
+    ) -> ChangesPage:
+        """One page after ``cursor`` (possibly empty; never waits). ``flag`` is the notifier
+        flag the caller took before reading (None: share with nobody)."""
+        after = parse_cursor(cursor)
+        if after is None:
             return ChangesPage(cursor=cursor, snapshot_required=True)
-        rows = await conn.fetch(_PAGE, reader.event_id, after, reader.gate_id, reader.page_size + 1)
-    more = len(rows) > reader.page_size
-    rows = rows[: reader.page_size]
-    last = rows[-1]["seq"] if more else top
-    return ChangesPage(cursor=str(last), changes=[_change(r) for r in rows], more=more)
+        key = (reader.event_id, after, reader.page_size, reader.max_behind, flag or object())
+        if (reading := self._reading.get(key)) is None:
+            reading = asyncio.ensure_future(self._read(pool, reader, after))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._done(key, done))
+        found = await asyncio.shield(reading)  # a caller that goes away leaves it to the others
+        if found is None:
+            return ChangesPage(cursor=cursor, snapshot_required=True)
+        mine = [change for gate, change in found.changes if gate != reader.gate_id]
+        return ChangesPage(cursor=str(found.cursor), changes=mine, more=found.more)
+
+    def _done(self, key: tuple[int, int, int, int, object], done: asyncio.Future) -> None:
+        del self._reading[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller may have gone away
+
+    async def _read(self, pool: asyncpg.Pool, reader: Reader, after: int) -> _Slice | None:
+        self.queries += 1
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            top = await head(conn, reader.event_id)
+            if after > top or top - after > reader.max_behind:
+                return None
+            rows = await conn.fetch(_PAGE, reader.event_id, after, reader.page_size + 1)
+        more = len(rows) > reader.page_size
+        rows = rows[: reader.page_size]
+        return _Slice(
+            [(r["c_gate"], _change(r)) for r in rows], rows[-1]["seq"] if more else top, more
+        )
 
 
 def _change(r: asyncpg.Record) -> Change:
@@ -123,3 +175,6 @@ async def presence(pool: asyncpg.Pool, event_id: int) -> PresencePage:
         top = await head(conn, event_id)
         rows = await conn.fetch(_PRESENCE, event_id)
     return PresencePage(cursor=str(top), inside=[checkin_change(r) for r in rows])
+
+
+FEED_READS = web.AppKey("feed_reads", FeedReads)

@@ -35,6 +35,7 @@ from syncd.api.common import EVENT_COLUMNS, pool
 from syncd.api.gates import hash_code
 from syncd.app import SETTINGS
 from syncd.auth import Principal, principal_of
+from syncd.changes import FEED_READS
 from syncd.checkins import PUSHER, JournalBusy, JournalClash
 from syncd.http import ApiError, json_response, read_model
 from syncd.notify import NOTIFIER
@@ -182,7 +183,7 @@ async def changes_page(request: web.Request) -> web.Response:
     while True:
         flag = request.app[NOTIFIER].feed_event(reader.event_id)
         with db_or_503():
-            page = await changes.read_page(pool(request), reader, cursor)
+            page = await request.app[FEED_READS].page(pool(request), reader, cursor, flag)
         left = deadline - time.monotonic()
         if page.changes or page.snapshot_required or page.cursor != cursor or left <= 0:
             return json_response(page.model_dump(mode="json"))

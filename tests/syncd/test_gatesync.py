@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import ChangesPage, EnrollResponse, PushResponse
+from syncd.changes import FEED_READS
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import changes, create_gate, enrolled_gate, event_with_tickets, send
 
@@ -145,6 +146,29 @@ async def test_long_poll_wakes_on_another_gates_admission(client: TestClient, or
     assert [(c.kind, c.checkin.ticket_id) for c in page.changes if c.checkin] == [
         ("checkin.in", tickets[2])
     ]
+
+
+async def test_gates_woken_together_share_one_feed_read(client: TestClient, org_a: Org) -> None:
+    """Eight gates long-poll from the head; one admission wakes them all with one feed read
+    between them, each gets it, and the gate that made it gets only the cursor moved on."""
+    eid, tickets = await event_with_tickets(client, org_a)
+    a = await enrolled_gate(client, org_a, eid, "A")
+    others = [await enrolled_gate(client, org_a, eid, f"B{i}") for i in range(8)]
+    cursor = (await changes(client, a, ""))["cursor"]
+    waiting = [asyncio.create_task(changes(client, g, cursor, wait=30)) for g in [a, *others]]
+    await asyncio.sleep(0.3)
+    assert not any(w.done() for w in waiting)
+    reads = client.app[FEED_READS]
+    before = reads.queries
+    await send(client, a, [a.checkin(tickets[2])])
+    own, *pages = [ChangesPage.model_validate(p) for p in await asyncio.gather(*waiting)]
+    assert reads.queries - before == 1
+    for page in pages:
+        assert [(c.kind, c.checkin.ticket_id) for c in page.changes if c.checkin] == [
+            ("checkin.in", tickets[2])
+        ]
+        assert page.cursor == pages[0].cursor != cursor
+    assert own.changes == [] and own.cursor == pages[0].cursor
 
 
 async def test_conflicts_earliest_corrected_time_is_the_entry(
