@@ -18,13 +18,14 @@ so a wake-up is never lost.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.protocol import Change, ChangesPage, CheckinChange, KeyInfo, PresencePage, TicketChange
+from shared.protocol import Change, CheckinChange, KeyInfo, PresencePage, TicketChange
 from shared.ticket import public_key_to_b64
 
 _PAGE = """SELECT f.seq, f.kind, t.ticket_id, t.nonce, t.status, t.zone, t.category, t.holder,
@@ -72,9 +73,28 @@ async def head(conn: asyncpg.Connection | asyncpg.Pool, event_id: int) -> int:
 class _Slice:
     """One read of the feed, shared by every gate asking from the same position."""
 
-    changes: list[tuple[int | None, Change]]  # (gate the change came from, the change)
+    changes: list[tuple[int | None, bytes]]  # (gate the change came from, the change's JSON)
     cursor: int  # where the next page starts
     more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A ``ChangesPage`` whose changes are JSON already (encoded once for all gates)."""
+
+    cursor: str
+    changes: list[bytes]
+    more: bool = False
+    snapshot_required: bool = False
+
+    def json(self) -> bytes:
+        """The ``ChangesPage`` JSON a gate parses."""
+        return b'{"cursor":%s,"changes":[%s],"more":%s,"snapshot_required":%s}' % (
+            json.dumps(self.cursor).encode(),
+            b",".join(self.changes),
+            b"true" if self.more else b"false",
+            b"true" if self.snapshot_required else b"false",
+        )
 
 
 class FeedReads:
@@ -86,12 +106,12 @@ class FeedReads:
 
     async def page(
         self, pool: asyncpg.Pool, reader: Reader, cursor: str, flag: object = None
-    ) -> ChangesPage:
+    ) -> FeedPage:
         """One page after ``cursor`` (possibly empty; never waits). ``flag`` is the notifier
         flag the caller took before reading (None: share with nobody)."""
         after = parse_cursor(cursor)
         if after is None:
-            return ChangesPage(cursor=cursor, snapshot_required=True)
+            return FeedPage(cursor, [], snapshot_required=True)
         key = (reader.event_id, after, reader.page_size, reader.max_behind, flag or object())
         if (reading := self._reading.get(key)) is None:
             reading = asyncio.ensure_future(self._read(pool, reader, after))
@@ -99,9 +119,9 @@ class FeedReads:
             reading.add_done_callback(lambda done: self._done(key, done))
         found = await asyncio.shield(reading)  # a caller that goes away leaves it to the others
         if found is None:
-            return ChangesPage(cursor=cursor, snapshot_required=True)
+            return FeedPage(cursor, [], snapshot_required=True)
         mine = [change for gate, change in found.changes if gate != reader.gate_id]
-        return ChangesPage(cursor=str(found.cursor), changes=mine, more=found.more)
+        return FeedPage(str(found.cursor), mine, found.more)
 
     def _done(self, key: tuple[int, int, int, int, object], done: asyncio.Future) -> None:
         del self._reading[key]
@@ -121,7 +141,9 @@ class FeedReads:
         more = len(rows) > reader.page_size
         rows = rows[: reader.page_size]
         return _Slice(
-            [(r["c_gate"], _change(r)) for r in rows], rows[-1]["seq"] if more else top, more
+            [(r["c_gate"], _change(r).model_dump_json().encode()) for r in rows],
+            rows[-1]["seq"] if more else top,
+            more,
         )
 
 

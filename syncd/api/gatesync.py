@@ -186,7 +186,7 @@ async def changes_page(request: web.Request) -> web.Response:
             page = await request.app[FEED_READS].page(pool(request), reader, cursor, flag)
         left = deadline - time.monotonic()
         if page.changes or page.snapshot_required or page.cursor != cursor or left <= 0:
-            return json_response(page.model_dump(mode="json"))
+            return web.Response(body=page.json(), content_type="application/json")
         with suppress(TimeoutError):
             await asyncio.wait_for(flag.wait(), min(left, 5.0))
 
