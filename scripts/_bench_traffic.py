@@ -17,6 +17,7 @@ import heapq
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -274,6 +275,34 @@ async def probes(session: aiohttp.ClientSession, p: Probe, stop: float, out: lis
     await follower
     if sent:
         print(f"convergence: {len(sent)} probe admission(s) never reached B")
+
+
+_CURSOR = re.compile(rb'"cursor":("[^"]*")')
+
+
+async def follow_feed(
+    session: aiohttp.ClientSession, base: str, credential: str, stop: float
+) -> int:
+    """A load gate's pull loop: long-poll the change feed from its head until ``stop``, as an
+    online gate does beside its pushes; returns how many changes it received. Pages are
+    skimmed (cursor, change count), not decoded: decoding them is the gates' CPU, not syncd's,
+    and here it would share the cores syncd is measured on."""
+    received = 0
+    cursor = (await get_json(session, base + PRESENCE_PATH, credential))["cursor"]
+    headers = {"Authorization": f"Bearer {credential}"}
+    while time.time() < stop:
+        params = {"cursor": cursor, "wait": "1"}
+        async with session.get(base + CHANGES_PATH, params=params, headers=headers) as resp:
+            raw = await resp.read()
+        found = _CURSOR.search(raw)
+        if resp.status != 200 or found is None:
+            raise BenchError(f"GET {CHANGES_PATH} answered {resp.status}: {raw[:300]!r}")
+        if b'"snapshot_required":true' in raw:
+            cursor = (await get_json(session, base + PRESENCE_PATH, credential))["cursor"]
+            continue
+        cursor = json.loads(found[1])
+        received += raw.count(b'{"seq":')
+    return received
 
 
 # --- report --------------------------------------------------------------------------------
