@@ -277,7 +277,9 @@ async def probes(session: aiohttp.ClientSession, p: Probe, stop: float, out: lis
         print(f"convergence: {len(sent)} probe admission(s) never reached B")
 
 
-_CURSOR = re.compile(rb'"cursor":("[^"]*")')
+_CURSOR = re.compile(rb'"cursor":\s*("[^"]*")')
+_CHANGE = re.compile(rb'\{"seq":\s*\d')
+_SNAPSHOT = re.compile(rb'"snapshot_required":\s*true')
 
 
 async def follow_feed(
@@ -297,11 +299,11 @@ async def follow_feed(
         found = _CURSOR.search(raw)
         if resp.status != 200 or found is None:
             raise BenchError(f"GET {CHANGES_PATH} answered {resp.status}: {raw[:300]!r}")
-        if b'"snapshot_required":true' in raw:
+        if _SNAPSHOT.search(raw):
             cursor = (await get_json(session, base + PRESENCE_PATH, credential))["cursor"]
             continue
         cursor = json.loads(found[1])
-        received += raw.count(b'{"seq":')
+        received += len(_CHANGE.findall(raw))
     return received
 
 
