@@ -1,4 +1,4 @@
-"""A lean AMQP 0-9-1 consumer for scripts/bench_sync, run in a process of its own.
+"""A lean AMQP 0-9-1 consumer for scripts/bench_sync and bench_relay, in a process of its own.
 
 Why: a benchmark's consumer must cost the machine little and never delay the load generator.
 aio-pika/aiormq spend tens of microseconds of Python per message; here the hot path is a plain
