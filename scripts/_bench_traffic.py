@@ -212,15 +212,21 @@ async def gate_loop(
     return out
 
 
-async def get_json(
+async def get_raw(
     session: aiohttp.ClientSession, url: str, credential: str, **params: str
-) -> dict:
+) -> bytes:
     headers = {"Authorization": f"Bearer {credential}"}
     async with session.get(url, params=params, headers=headers) as resp:
         raw = await resp.read()
     if resp.status != 200:
         raise BenchError(f"GET {url} answered {resp.status}: {raw[:300]!r}")
-    page: dict = json.loads(raw)
+    return raw
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, credential: str, **params: str
+) -> dict:
+    page: dict = json.loads(await get_raw(session, url, credential, **params))
     return page
 
 
@@ -291,14 +297,10 @@ async def follow_feed(
     and here it would share the cores syncd is measured on."""
     received = 0
     cursor = (await get_json(session, base + PRESENCE_PATH, credential))["cursor"]
-    headers = {"Authorization": f"Bearer {credential}"}
     while time.time() < stop:
-        params = {"cursor": cursor, "wait": "1"}
-        async with session.get(base + CHANGES_PATH, params=params, headers=headers) as resp:
-            raw = await resp.read()
-        found = _CURSOR.search(raw)
-        if resp.status != 200 or found is None:
-            raise BenchError(f"GET {CHANGES_PATH} answered {resp.status}: {raw[:300]!r}")
+        raw = await get_raw(session, base + CHANGES_PATH, credential, cursor=cursor, wait="1")
+        if (found := _CURSOR.search(raw)) is None:
+            raise BenchError(f"GET {CHANGES_PATH} answered a page without cursor: {raw[:300]!r}")
         if _SNAPSHOT.search(raw):
             cursor = (await get_json(session, base + PRESENCE_PATH, credential))["cursor"]
             continue

@@ -15,14 +15,13 @@ reloading so the caller verifies again with the new keys.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,7 +130,7 @@ class Store:
             try:
                 await asyncio.shield(begin)
             except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
+                with suppress(Exception):
                     await begin
                     await self.conn.execute("ROLLBACK")
                 raise
