@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from gate.feedback.display import Display
 from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.staff import hash_pin
+from shared.bundle import BundleTicket
 from tests.gate.feedback.realgate import RealGate, make_gate, tickets
 
 CHROMIUM_ARGS = [
@@ -53,13 +54,14 @@ async def open_kiosk(
     browser: Browser,
     camera: Capture | None = None,
     viewport: tuple[int, int] = (1280, 720),
+    listed: Sequence[BundleTicket] | None = None,
     **settings: Any,
 ) -> Kiosk:
-    """A Display (staff PIN ``PIN``) on a real gate with 3 tickets, open in a Chromium page."""
+    """A Display (staff PIN ``PIN``) on a real gate (3 tickets unless ``listed``), in Chromium."""
     settings = {"port": 0, "hold_seconds": 120, "status_interval": 0.2, **settings}
     settings.setdefault("staff_pin", PIN_HASH)
     display = Display(DisplaySettings(**settings), camera=camera)
-    gate = await make_gate(tmp_path, tickets(3), sinks=[display])
+    gate = await make_gate(tmp_path, listed or tickets(3), sinks=[display])
     display.backend = PipelineBackend(gate.pipeline)
     await display.start()
     page = await browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
