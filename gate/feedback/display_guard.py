@@ -19,10 +19,13 @@ still need a right Host. Staff actions need a staff session on top (gate.feedbac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+log = logging.getLogger("gate.feedback.display")
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 _SAFE_METHODS = {"GET", "HEAD"}
@@ -61,6 +64,22 @@ class HostGuard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            self._check(request)
+        except web.HTTPException as exc:
+            log.warning(
+                "kiosk request refused",
+                extra={
+                    "status": exc.status,
+                    "path": request.path[:200],
+                    "host": request.headers.get("Host", "")[:200],
+                    "origin": request.headers.get("Origin", "")[:200],
+                },
+            )
+            raise
+        return await handler(request)
+
+    def _check(self, request: web.Request) -> None:
         if not self.host_allowed(request.headers.get("Host")):
             raise web.HTTPMisdirectedRequest(
                 text="this kiosk page answers only to its own address (Host header refused)"
@@ -73,4 +92,3 @@ class HostGuard:
                 raise web.HTTPForbidden(text="requests from other web pages are refused")
             if request.content_type != "application/json":
                 raise web.HTTPUnsupportedMediaType(text="send Content-Type: application/json")
-        return await handler(request)

@@ -64,14 +64,15 @@ async def open_kiosk(
     gate = await make_gate(tmp_path, listed or tickets(3), sinks=[display])
     display.backend = PipelineBackend(gate.pipeline)
     await display.start()
-    page = await browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = await context.new_page()
     await page.goto(display.url)
     await expect(page.locator("#gate-name")).to_have_text("Gate B")
     return Kiosk(gate, display, page)
 
 
 async def close_kiosk(kiosk: Kiosk) -> None:
-    await kiosk.page.close()
+    await kiosk.page.context.close()
     await kiosk.display.stop()
     await kiosk.gate.store.close()
 
