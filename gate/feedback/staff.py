@@ -93,6 +93,11 @@ class PinGuard:
     _failures: int = 0
     _locked_until: float = 0.0
 
+    @property
+    def failures(self) -> int:
+        """Wrong PINs since the last right one."""
+        return self._failures
+
     def retry_after(self) -> float:
         """Seconds until a PIN may be tried again (0 = now)."""
         return max(0.0, self._locked_until - self.clock())

@@ -86,6 +86,8 @@ async function post(path, body) {
   return r.json();
 }
 
+function looksLikeCode(text) { return /^\s*T\d:/.test(text) || text.includes("://"); }
+
 function notice(text) { $("notice").textContent = text || ""; }
 
 // -- staff ----------------------------------------------------------------------------------
@@ -112,6 +114,11 @@ $("pin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const pin = $("pin").value;
   $("pin").value = "";
+  if (looksLikeCode(pin)) { // a wedge scan while the PIN box had focus: a scan, not a guess
+    refreshStaff();
+    post("/api/scan", { text: pin }).then(showDecision, (err) => notice(String(err.message)));
+    return;
+  }
   try {
     staffMode({ pin_set: true, ...(await post("/api/staff/login", { pin })) });
     notice("");
@@ -144,7 +151,7 @@ $("search").addEventListener("submit", async (e) => {
   const q = $("q").value.trim();
   $("q").value = "";
   try {
-    if (/^T\d:/.test(q) || q.includes("://")) {
+    if (looksLikeCode(q)) {
       showDecision(await post("/api/scan", { text: q }));
       return;
     }

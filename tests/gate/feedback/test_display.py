@@ -111,3 +111,27 @@ async def test_camera_state_and_preview_are_shown(tmp_path: Path, browser: Brows
     finally:
         live.stop()
         await close_kiosk(k)
+
+
+async def test_a_wedge_scan_into_the_open_pin_box_is_a_scan_not_a_guess(kiosk: Kiosk) -> None:
+    """Staff opened the PIN box, then someone scanned: the code must not count as a wrong PIN."""
+    page = kiosk.page
+    await page.click("#staff-open")
+    await expect(page.locator("#pin")).to_be_focused()
+    await page.keyboard.type(kiosk.gate.code(1001))
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#verdict")).to_have_text("ADMIT")
+    assert kiosk.display.api.guard.retry_after() == 0 and kiosk.display.api.guard.failures == 0
+
+
+async def test_wedge_keys_while_a_button_has_focus_are_a_scan(kiosk: Kiosk) -> None:
+    """After Lock (the button keeps focus) a scanner's Enter must not press it again."""
+    page = kiosk.page
+    await unlock(page)
+    await page.click("#staff-lock")
+    await expect(page.locator("#staff-open")).to_be_visible()
+    await page.keyboard.type(kiosk.gate.code(1002))
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#holder")).to_have_text("Guest 1002")
+    await expect(page.locator("#verdict")).to_have_text("ADMIT")
+    await expect(page.locator("#q")).to_be_hidden()

@@ -148,6 +148,11 @@ async def test_staff_actions_need_the_pin(served: Served) -> None:
     assert status == 200 and "Guest 1002" in text
     status, text = await served.post("api/direction", {"direction": "out"})
     assert status == 409 and "mode 'entry'" in text  # a gate in mode entry has no switch
+    served.gate.pipeline.settings = served.gate.settings.model_copy(update={"mode": "both"})
+    assert (await served.post("api/direction", {"direction": "sideways"}))[0] == 400
+    status, text = await served.post("api/direction", {"direction": "out"})
+    assert status == 200 and served.gate.pipeline.direction == "out"
+    assert (await served.post("api/direction", {"direction": "in"}))[0] == 200
     assert (await served.post("api/admit", {"ticket_id": 1002}))[0] == 200
     assert await served.journal() == [("admit", None, "manual", 1002)]
 
