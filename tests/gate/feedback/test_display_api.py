@@ -7,6 +7,7 @@ what reached the journal is read back from the store.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from gate.feedback.display_api import COOKIE, MAX_SCAN_CHARS
 from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.display_settings import DisplaySettings
 from gate.scan.debounce import Debouncer
+from shared.errors import ConfigError
 from tests.gate.feedback.conftest import PIN, PIN_HASH
 from tests.gate.feedback.realgate import RealGate, make_gate, tickets
 
@@ -268,3 +270,17 @@ async def test_a_scan_is_stripped_bounded_and_debounced(served: Served) -> None:
         ("deny", "not_a_ticket", "kiosk", None),
         ("deny", "not_a_ticket", "kiosk", None),
     ]
+
+
+async def test_a_busy_port_leaves_the_gate_scanning_unless_the_page_is_its_only_scanner(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two stdin gates on one machine: the second has no page but still decides."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert await Display(DisplaySettings(port=port)).start() == ""
+        assert "kiosk page not served" in caplog.text
+        with pytest.raises(ConfigError, match="cannot serve the kiosk page"):
+            await Display(DisplaySettings(port=port), required=True).start()

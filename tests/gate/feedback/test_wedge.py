@@ -1,8 +1,8 @@
 """A keyboard-wedge scanner typing into the kiosk page of a real `gate run` process.
 
-The gate runs as a subprocess on a real SQLite list, with no terminal (stdin is /dev/null, as
-under systemd): once as ``gate run --source kiosk`` and once with exactly the arguments of
-deploy/gate/tessera-gate.service (``--source camera``, here with the camera unplugged). Chromium
+The gate runs as a subprocess on a real SQLite list, with no terminal: as ``gate run --source
+kiosk``, with exactly the arguments of deploy/gate/tessera-gate.service (``--source camera``,
+here with the camera unplugged), and as a stdin gate (the page serves every source). Chromium
 types codes with ``page.keyboard.type`` then Enter, as a USB scanner does; the ADMIT must be on
 the screen and in the journal.
 """
@@ -68,7 +68,7 @@ def start_gate(data_dir: Path, args: list[str], port: int) -> subprocess.Popen[s
     }
     return subprocess.Popen(
         [sys.executable, "-m", "gate", *args],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,  # kept open and silent; closing it ends a stdin gate
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -90,7 +90,10 @@ async def wait_for_page(url: str, proc: subprocess.Popen[str]) -> None:
     raise AssertionError("the gate never served its kiosk page")
 
 
-@pytest.fixture(params=[["run", "--source", "kiosk"], unit_arguments()], ids=["kiosk", "unit"])
+@pytest.fixture(
+    params=[["run", "--source", "kiosk"], unit_arguments(), ["run", "--source", "stdin"]],
+    ids=["kiosk", "unit", "stdin"],
+)
 def gate(
     request: pytest.FixtureRequest, data_dir: Path
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
@@ -131,8 +134,9 @@ async def test_a_wedge_scan_on_the_page_is_admitted_and_journaled(
     await expect(page.locator("#verdict")).to_have_text("ADMIT")
     await page.close()
 
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=15)
+    if "stdin" not in proc.args:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)  # closes stdin: EOF ends a stdin gate
     assert proc.returncode == 0, err
     printed = [json.loads(line) for line in out.splitlines()]
     assert [(d["decision"], d["ticket_id"]) for d in printed] == [
