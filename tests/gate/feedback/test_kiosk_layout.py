@@ -1,9 +1,10 @@
 """The kiosk page fits the screens gates have: 800x480 (7-inch touch), 1280x800, 1920x1080.
 
-Each size is shown in Chromium in its busiest state (camera preview, staff unlocked, search
-results open, a DENY with a long reason and a long holder name) and at idle; the page must not
-scroll sideways and Find must be fully on screen. Screenshots land in the test's tmp dir
-(kiosk-WIDTHxHEIGHT.png, kiosk-WIDTHxHEIGHT-idle.png; docs/kiosk-*.png are copies of one run).
+Each size is shown in Chromium at idle, with a DENY (long reason, long holder name: the verdict
+must fit without scrolling), and in its busiest state (camera preview, staff unlocked with the
+In/Out switch, search results open); the page must never scroll sideways and Find must be fully
+on screen. Screenshots land in the test's tmp dir (kiosk-WIDTHxHEIGHT{,-idle,-deny}.png);
+docs/kiosk-*.png are copies of one run.
 """
 
 from __future__ import annotations
@@ -57,9 +58,18 @@ async def test_the_page_fits_the_screen(
         await fits_idle(page)
         await page.screenshot(path=str(tmp_path / f"kiosk-{size[0]}x{size[1]}-idle.png"))
         await unlock(page)
+        pipeline = k.gate.pipeline  # a gate in mode both: the In/Out switch shows as well
+        pipeline.settings = pipeline.settings.model_copy(update={"mode": "both"})
+        await expect(page.locator("#turn")).to_be_visible()
         await k.gate.pipeline.process(k.gate.code(1001), via="camera")
         await k.gate.pipeline.process(k.gate.code(1001), via="camera")
         await expect(page.locator("#message")).to_contain_text("Already checked in")
+        await fits(page)
+        overflow = await page.evaluate(
+            "(m => m.scrollHeight - m.clientHeight)(document.querySelector('main'))"
+        )
+        assert overflow <= 0, f"the verdict does not fit: {overflow}px more"
+        await page.screenshot(path=str(tmp_path / f"kiosk-{size[0]}x{size[1]}-deny.png"))
         await page.fill("#q", "Guest")
         await page.press("#q", "Enter")
         await expect(page.locator("#results li")).to_have_count(2)
