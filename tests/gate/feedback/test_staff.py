@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
@@ -114,3 +119,18 @@ def test_gate_staff_pin_prints_a_hash_never_the_pin() -> None:
     assert "GATE_STAFF_PIN=" not in mismatch.output
     short = CliRunner().invoke(cli, ["staff-pin", "--pin", "12"])
     assert short.exit_code == 2 and "4 to 64" in short.output
+
+
+def test_gate_run_with_the_pin_itself_in_the_setting_refuses_to_start(tmp_path: Path) -> None:
+    """`gate run` names GATE_STAFF_PIN and exits; the PIN appears in no output (the journal)."""
+    env = {**os.environ, "GATE_DATA_DIR": str(tmp_path), "GATE_STAFF_PIN": "739164"}
+    run = subprocess.run(
+        [sys.executable, "-m", "gate", "run", "--source", "kiosk"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "GATE_STAFF_PIN" in run.stderr
+    assert "739164" not in run.stderr + run.stdout
