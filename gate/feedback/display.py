@@ -84,7 +84,7 @@ class Display:
         self._runner: web.AppRunner | None = None
         self._preview: tuple[float, bytes] = (0.0, b"")
         self.url = ""
-        self.guard = HostGuard(settings.host, settings.allowed_hosts)
+        self.guard = HostGuard(settings.host, settings.host_names())
         self.api = KioskApi(settings, self._need_backend, self._on_page)
 
     # -- Feedback -----------------------------------------------------------------------------

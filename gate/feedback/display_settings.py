@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gate.feedback.staff import PinHash
 
@@ -27,8 +25,9 @@ class DisplaySettings(BaseSettings):
     preview_width: int = Field(default=320, ge=64, description="Camera preview width in pixels.")
     preview_fps: float = Field(default=4.0, gt=0, le=30, description="Preview refresh rate.")
     status_interval: float = Field(default=1.0, gt=0, description="Seconds between status pushes.")
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+    allowed_hosts: str = Field(
+        default="",
+        max_length=2000,
         description="Extra host names the page answers to (comma-separated), besides the bind "
         "address, localhost, 127.0.0.1 and [::1].",
     )
@@ -51,19 +50,15 @@ class DisplaySettings(BaseSettings):
         default=16_384, ge=1024, le=1_048_576, description="Largest request body the page takes."
     )
 
-    @field_validator("allowed_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("staff_pin")
     @classmethod
     def _a_hash(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         return str(PinHash.parse(value))  # PinHashError is a ValueError: names GATE_STAFF_PIN
+
+    def host_names(self) -> list[str]:
+        return [part.strip() for part in self.allowed_hosts.split(",") if part.strip()]
 
     def pin_hash(self) -> PinHash | None:
         return PinHash.parse(self.staff_pin) if self.staff_pin else None

@@ -21,14 +21,7 @@ from gate.feedback.staff import (
     StaffSessions,
     hash_pin,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.gate.kit import Clock
 
 
 def test_a_pin_hash_verifies_only_its_pin_and_round_trips() -> None:
