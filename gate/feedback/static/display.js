@@ -10,6 +10,7 @@ let staffTimer = null;
 
 function showDecision(d) {
   if (!d || !d.outcome) return; // a repeat of the scan just shown
+  notice("");
   const admit = d.outcome === "admit";
   document.body.className = admit ? "admit" : "deny";
   $("verdict").textContent = admit ? "ADMIT" : "DENY";

@@ -135,3 +135,15 @@ async def test_wedge_keys_while_a_button_has_focus_are_a_scan(kiosk: Kiosk) -> N
     await expect(page.locator("#holder")).to_have_text("Guest 1002")
     await expect(page.locator("#verdict")).to_have_text("ADMIT")
     await expect(page.locator("#q")).to_be_hidden()
+
+
+async def test_a_wrong_pin_says_so_and_shows_no_names(kiosk: Kiosk) -> None:
+    page = kiosk.page
+    await expect(page.locator("#q")).to_be_hidden()
+    await page.click("#staff-open")
+    await page.fill("#pin", "1111")
+    await page.press("#pin", "Enter")
+    await expect(page.locator("#notice")).to_have_text("wrong PIN")
+    await expect(page.locator("#q")).to_be_hidden()
+    await expect(page.locator("#pin")).to_be_focused()  # the box stays open for another try
+    assert "Guest" not in await page.content()
