@@ -25,11 +25,13 @@ SOURCES: dict[str, Callable[[], Any]] = {}
 
 
 def _register_defaults() -> None:
+    from gate.feedback.display import KioskInput
     from gate.scan.wiring import camera_source
     from gate.sources import StdinSource
 
     SOURCES.setdefault("stdin", StdinSource)
     SOURCES.setdefault("camera", camera_source)
+    SOURCES.setdefault("kiosk", KioskInput)  # scans come from the kiosk page only
 
 
 def _settings() -> GateSettings:
@@ -188,6 +190,21 @@ def admit(ticket_id: int, event_id: int | None, direction: str | None) -> None:
     decision = _run(commands.admit(_settings(), ticket_id, event_id, direction))
     click.echo(json.dumps(decision.to_json(), ensure_ascii=False))
     sys.exit(0 if decision.admitted else 1)
+
+
+@cli.command("staff-pin")
+@click.password_option("--pin", prompt="Staff PIN", help="The PIN (prompted, hidden, twice).")
+def staff_pin(pin: str) -> None:
+    """Hash a staff PIN for the kiosk page; prints the GATE_STAFF_PIN line for gate.env.
+
+    Only the salted scrypt hash is stored; the PIN itself is never written anywhere.
+    """
+    from gate.feedback.staff import hash_pin
+
+    try:
+        click.echo(f"GATE_STAFF_PIN={hash_pin(pin)}")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="PIN") from None
 
 
 def main() -> None:

@@ -6,9 +6,12 @@
     GET  /events         server-sent events: "decision" (one result) and "status" (every second)
     GET  /preview.jpg    the newest camera frame, small, for the preview thumbnail
     GET  /api/state      the last status and decision as JSON
-    POST /api/search     {"q": "..."}      -> {"results": [...]}   (name, ticket number, ...)
-    POST /api/admit      {"ticket_id": n}  -> the decision (manual admission by door staff)
-    POST /api/scan       {"text": "T1:..."} -> the decision (typed or wedge-scanned code)
+    POST /api/scan, /api/search, /api/admit, /api/direction, /api/staff/...   (display_api)
+
+Every request passes the Host/Origin guard first (display_guard: 421 / 403), bodies are
+bounded (``max_body_bytes``, 413), and staff actions need a staff session (display_api,
+staff). The page serves every gate, whatever its sources: it takes keyboard-wedge scans, and
+``gate run --source kiosk`` (``KioskInput``) is a gate whose only scanner is this page.
 
 ``Display`` is a ``Feedback``: ``await display.show(decision)`` pushes the result to every open
 page. What the page needs from the rest of the gate is the small ``DisplayBackend`` protocol.
@@ -21,30 +24,23 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 from aiohttp import web
 
 from gate.camera.capture import Capture
+from gate.feedback.display_api import DisplayBackend, KioskApi, json_response
+from gate.feedback.display_guard import HostGuard
 from gate.feedback.display_settings import DisplaySettings
+from shared.errors import ConfigError
 from shared.tasks import stop
 
 log = logging.getLogger("gate.feedback.display")
 
 STATIC = Path(__file__).with_name("static")
-
-
-class DisplayBackend(Protocol):
-    """What the page asks of the gate. ``status`` keys: gate_name, admitted_today, inside_now,
-    online, list_age_s (seconds since the list was last refreshed, None if never), unsynced."""
-
-    async def status(self) -> Mapping[str, Any]: ...
-    async def search(self, query: str) -> Sequence[Mapping[str, Any]]: ...
-    async def admit(self, ticket_id: int) -> Any: ...
-    async def scan(self, text: str) -> Any: ...
 
 
 def decision_json(decision: Any) -> dict[str, Any]:
@@ -64,15 +60,22 @@ def _sse(event: str, data: Mapping[str, Any]) -> bytes:
 
 
 class Display:
-    """Serves the kiosk page and pushes decisions and status to it."""
+    """Serves the kiosk page and pushes decisions and status to it.
+
+    A port that cannot be bound (another gate or program holds it) leaves the gate scanning
+    without a page, logged as an error, unless the page is ``required`` (``--source kiosk``:
+    it is the only scanner), which stops the start with a ``ConfigError``."""
 
     def __init__(
         self,
         settings: DisplaySettings,
         backend: DisplayBackend | None = None,
         camera: Capture | None = None,
+        *,
+        required: bool = False,
     ) -> None:
         self.settings = settings
+        self.required = required
         self.backend = backend
         self.camera = camera
         self.last_decision: dict[str, Any] | None = None
@@ -81,29 +84,49 @@ class Display:
         self._runner: web.AppRunner | None = None
         self._preview: tuple[float, bytes] = (0.0, b"")
         self.url = ""
+        self.guard = HostGuard(settings.host, settings.host_names())
+        self.api = KioskApi(settings, self._need_backend, self._on_page)
 
     # -- Feedback -----------------------------------------------------------------------------
     async def show(self, decision: Any) -> None:
+        data = self._on_page(decision)
+        self.last_decision = data
+        self._broadcast(_sse("decision", data))
+
+    def _on_page(self, decision: Any) -> dict[str, Any]:
         data = decision_json(decision)
         data["hold_ms"] = int(self.settings.hold_seconds * 1000)
         data["shown_at"] = time.time()
-        self.last_decision = data
-        self._broadcast(_sse("decision", data))
+        return data
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, app: Any = None) -> str:
         """Start serving; returns the page URL. As a ``gate.app.Part`` it gets the running app
-        and, without a backend yet, talks to ``app.pipeline``."""
-        if app is not None and self.backend is None:
+        and, without a backend yet, talks to ``app.pipeline``; page scans share its debouncer."""
+        if app is not None:
             from gate.feedback.display_backend import PipelineBackend
 
-            self.backend = PipelineBackend(app.pipeline)
-        self._runner = web.AppRunner(self.create_app(), shutdown_timeout=2.0)
+            self.api.debouncer = app.debouncer
+            if self.backend is None:
+                self.backend = PipelineBackend(app.pipeline)
+        # No access log: the preview alone is 4 requests a second. Refusals are logged (guard).
+        self._runner = web.AppRunner(self.create_app(), shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            where = f"{self.settings.host}:{self.settings.port}"
+            if self.required:
+                raise ConfigError(f"cannot serve the kiosk page on {where}: {exc}") from exc
+            log.error(
+                "kiosk page not served; the gate scans on", extra={"at": where, "error": str(exc)}
+            )
+            return ""
         host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/"
+        self.guard.port = port
+        self.url = f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
         log.info("display serving", extra={"url": self.url})
         return self.url
 
@@ -113,16 +136,16 @@ class Display:
             self._runner = None
 
     def create_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(
+            middlewares=[self.guard.middleware], client_max_size=self.settings.max_body_bytes
+        )
         app.add_routes(
             [
                 web.get("/", self._page),
                 web.get("/events", self._events),
                 web.get("/preview.jpg", self._preview_jpg),
                 web.get("/api/state", self._state),
-                web.post("/api/search", self._search),
-                web.post("/api/admit", self._admit),
-                web.post("/api/scan", self._scan),
+                *self.api.routes(),
                 web.static("/static", STATIC),
             ]
         )
@@ -207,34 +230,7 @@ class Display:
         return jpeg.tobytes() if ok else b""
 
     async def _state(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {"status": await self.status(), "decision": self.last_decision}, dumps=_dumps
-        )
-
-    async def _search(self, request: web.Request) -> web.Response:
-        query = str((await _body(request)).get("q", "")).strip()
-        if len(query) < 2:
-            raise web.HTTPBadRequest(text="type at least 2 characters")
-        results = await self._need_backend().search(query)
-        return web.json_response({"results": [dict(r) for r in results]}, dumps=_dumps)
-
-    async def _admit(self, request: web.Request) -> web.Response:
-        raw = (await _body(request)).get("ticket_id")
-        try:
-            ticket_id = int(str(raw))
-        except ValueError:
-            raise web.HTTPBadRequest(text="ticket_id must be a number") from None
-        decision = await self._need_backend().admit(ticket_id)
-        await self.show(decision)
-        return web.json_response(decision_json(decision), dumps=_dumps)
-
-    async def _scan(self, request: web.Request) -> web.Response:
-        text = str((await _body(request)).get("text", "")).strip()
-        if not text:
-            raise web.HTTPBadRequest(text="empty code")
-        decision = await self._need_backend().scan(text)
-        await self.show(decision)
-        return web.json_response(decision_json(decision), dumps=_dumps)
+        return json_response({"status": await self.status(), "decision": self.last_decision})
 
     def _need_backend(self) -> DisplayBackend:
         if self.backend is None:
@@ -242,15 +238,13 @@ class Display:
         return self.backend
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, default=str)
+class KioskInput:
+    """``gate run --source kiosk``: the kiosk page is this gate's only scanner (a keyboard-wedge
+    scanner typing into the screen's browser), so nothing needs a terminal. It yields nothing
+    itself (the page's scans go through ``/api/scan``); it keeps the gate running until stop."""
 
+    via = "kiosk"
 
-async def _body(request: web.Request) -> Mapping[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="send a JSON object") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="send a JSON object")
-    return data
+    async def texts(self) -> AsyncIterator[str]:
+        forever: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        yield await forever

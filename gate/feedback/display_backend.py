@@ -12,7 +12,7 @@ from gate.store.stats import read_stats
 
 
 class PipelineBackend:
-    """Answers the page's status, search, manual-admit and typed-code requests.
+    """Answers the page's status, search, manual-admit, direction and scan requests.
 
     ``online`` reports whether the sync worker reached syncd recently (False while there is no
     sync); ``sync`` (the worker's ``SyncStatus.as_dict``) adds sync_state (online, offline,
@@ -35,6 +35,7 @@ class PipelineBackend:
             "gate_name": self.pipeline.settings.gate_name,
             "online": self.online(),
             "direction": self.pipeline.direction,
+            "mode": self.pipeline.settings.mode,
         }
         if self.sync is not None:
             sync = self.sync()
@@ -74,4 +75,10 @@ class PipelineBackend:
         return await self.pipeline.manual_admit(ticket_id)
 
     async def scan(self, text: str) -> Decision:
-        return await self.pipeline.process(text, via="manual")
+        """A code from the page (wedge scanner or typed), recorded as ``via="kiosk"``."""
+        return await self.pipeline.process(text, via="kiosk")
+
+    async def set_direction(self, direction: str) -> str:
+        """The direction switch; ValueError when the gate's mode has none."""
+        self.pipeline.set_direction("out" if direction == "out" else "in")
+        return self.pipeline.direction

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gate.camera.settings import CameraSettings
-from gate.feedback.display import Display
+from gate.feedback.display import Display, KioskInput
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.hooks import CommandHooks, HookSettings
 from gate.scan.settings import ScanSettings
@@ -39,13 +39,20 @@ def camera_source(text: str | None = None) -> CameraSource:
 
 
 def camera_feedback(sources: Sequence[Any]) -> list[Any]:
-    """Hooks (GATE_HOOK_*) always; the kiosk page (GATE_DISPLAY_*) when a camera is in use."""
+    """Hooks (GATE_HOOK_*) always; the kiosk page (GATE_DISPLAY_*) for every source, with the
+    first camera's preview when there is one (it also takes keyboard-wedge scans)."""
     try:
         sinks: list[Any] = [CommandHooks(HookSettings())]
         cameras = [s for s in sources if isinstance(s, CameraSource)]
         display = DisplaySettings()
     except ValidationError as exc:
-        raise ConfigError(f"bad GATE_DISPLAY_* or GATE_HOOK_* setting:\n{exc}") from exc
-    if cameras and display.enabled:
-        sinks.append(Display(display, camera=cameras[0].capture))
+        raise ConfigError(
+            f"bad GATE_DISPLAY_*, GATE_STAFF_PIN or GATE_HOOK_* setting:\n{exc}"
+        ) from exc
+    kiosk_only = any(isinstance(s, KioskInput) for s in sources)
+    if display.enabled:
+        camera = cameras[0].capture if cameras else None
+        sinks.append(Display(display, camera=camera, required=kiosk_only))
+    elif kiosk_only:
+        raise ConfigError("--source kiosk needs the kiosk page: set GATE_DISPLAY_ENABLED=true")
     return sinks

@@ -2,79 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import cv2
 import numpy as np
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from gate.camera import CameraSettings, Capture
-from gate.feedback.display import Display
-from gate.feedback.display_backend import PipelineBackend
-from gate.feedback.display_settings import DisplaySettings
 from gate.scan.synth import write_video
-from tests.gate.feedback.realgate import RealGate, make_gate, tickets
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-GREEN, RED = "green", "red"
-
-
-@dataclass
-class Kiosk:
-    gate: RealGate
-    display: Display
-    page: Page
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
-async def _kiosk(tmp_path: Path, browser: Browser, camera: Capture | None) -> Kiosk:
-    display = Display(DisplaySettings(port=0, hold_seconds=120, status_interval=0.2), camera=camera)
-    gate = await make_gate(tmp_path, tickets(3), sinks=[display])
-    display.backend = PipelineBackend(gate.pipeline)
-    await display.start()
-    page = await browser.new_page(viewport={"width": 1280, "height": 720})
-    await page.goto(display.url)
-    await expect(page.locator("#gate-name")).to_have_text("Gate B")
-    return Kiosk(gate, display, page)
-
-
-@pytest.fixture
-async def kiosk(tmp_path: Path, browser: Browser) -> AsyncIterator[Kiosk]:
-    k = await _kiosk(tmp_path, browser, camera=None)
-    yield k
-    await k.page.close()
-    await k.display.stop()
-    await k.gate.store.close()
-
-
-def dominant(png: bytes) -> str:
-    """'green', 'red' or 'other': the colour that fills most of the screenshot."""
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    b, g, r = (float(c) for c in np.median(image.reshape(-1, 3), axis=0))
-    if g > 100 and g > r + 50 and g > b + 50:
-        return GREEN
-    if r > 150 and r > g + 80 and r > b + 80:
-        return RED
-    return "other"
+from tests.gate.feedback.conftest import (
+    GREEN,
+    RED,
+    Kiosk,
+    close_kiosk,
+    dominant,
+    open_kiosk,
+    unlock,
+)
 
 
 async def test_idle_page_shows_ready_offline_and_list_state(kiosk: Kiosk) -> None:
@@ -114,6 +58,7 @@ async def test_a_qr_that_is_not_a_ticket_says_so(kiosk: Kiosk) -> None:
 
 async def test_staff_search_by_name_and_admit_by_hand(kiosk: Kiosk) -> None:
     page = kiosk.page
+    await unlock(page)
     await page.fill("#q", "Guest 1002")
     await page.press("#q", "Enter")
     row = page.locator("#results li", has_text="Guest 1002")
@@ -125,6 +70,7 @@ async def test_staff_search_by_name_and_admit_by_hand(kiosk: Kiosk) -> None:
 
 
 async def test_a_typed_code_is_decided(kiosk: Kiosk) -> None:
+    await unlock(kiosk.page)
     await kiosk.page.fill("#q", kiosk.gate.code(1003, nonce=99))
     await kiosk.page.press("#q", "Enter")
     await expect(kiosk.page.locator("#verdict")).to_have_text("DENY")
@@ -133,9 +79,10 @@ async def test_a_typed_code_is_decided(kiosk: Kiosk) -> None:
 
 async def test_bad_requests_get_clear_errors(kiosk: Kiosk) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.post(kiosk.display.url + "api/admit", json={"ticket_id": "x"}) as r:
-            assert r.status == 400 and "number" in await r.text()
-        async with http.post(kiosk.display.url + "api/search", data=b"{") as r:
+        async with http.post(kiosk.display.url + "api/scan", json={"text": 5}) as r:
+            assert r.status == 400 and "text" in await r.text()
+        headers = {"Content-Type": "application/json"}
+        async with http.post(kiosk.display.url + "api/scan", data=b"{", headers=headers) as r:
             assert r.status == 400 and "JSON" in await r.text()
         async with http.get(kiosk.display.url + "preview.jpg") as r:
             assert r.status == 404
@@ -145,23 +92,58 @@ async def test_camera_state_and_preview_are_shown(tmp_path: Path, browser: Brows
     """A failing camera puts a banner on the page; a live one feeds the preview."""
     broken = Capture(CameraSettings(source="/dev/video97", backoff_initial=0.1))
     broken.start()
-    k = await _kiosk(tmp_path / "a", browser, broken)
+    k = await open_kiosk(tmp_path / "a", browser, broken)
     try:
         await expect(k.page.locator("#camera-banner")).to_contain_text("/dev/video97")
+        await expect(k.page.locator("#message")).to_have_text("Show your ticket to the camera")
     finally:
         broken.stop()
-        await k.display.stop()
-        await k.gate.store.close()
+        await close_kiosk(k)
 
     video = tmp_path / "loop.avi"
     write_video(video, [np.full((240, 320, 3), 200, np.uint8)] * 10, fps=10)
     live = Capture(CameraSettings(source=str(video), at_end="reopen", backoff_initial=0.05))
     live.start()
-    k = await _kiosk(tmp_path / "b", browser, live)
+    k = await open_kiosk(tmp_path / "b", browser, live)
     try:
         await expect(k.page.locator("#camera-banner")).to_be_hidden()
         await expect(k.page.locator("#preview")).to_have_js_property("naturalWidth", 320)
     finally:
         live.stop()
-        await k.display.stop()
-        await k.gate.store.close()
+        await close_kiosk(k)
+
+
+async def test_a_wedge_scan_into_the_open_pin_box_is_a_scan_not_a_guess(kiosk: Kiosk) -> None:
+    """Staff opened the PIN box, then someone scanned: the code must not count as a wrong PIN."""
+    page = kiosk.page
+    await page.click("#staff-open")
+    await expect(page.locator("#pin")).to_be_focused()
+    await page.keyboard.type(kiosk.gate.code(1001))
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#verdict")).to_have_text("ADMIT")
+    assert kiosk.display.api.guard.retry_after() == 0 and kiosk.display.api.guard.failures == 0
+
+
+async def test_wedge_keys_while_a_button_has_focus_are_a_scan(kiosk: Kiosk) -> None:
+    """After Lock (the button keeps focus) a scanner's Enter must not press it again."""
+    page = kiosk.page
+    await unlock(page)
+    await page.click("#staff-lock")
+    await expect(page.locator("#staff-open")).to_be_visible()
+    await page.keyboard.type(kiosk.gate.code(1002))
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#holder")).to_have_text("Guest 1002")
+    await expect(page.locator("#verdict")).to_have_text("ADMIT")
+    await expect(page.locator("#q")).to_be_hidden()
+
+
+async def test_a_wrong_pin_says_so_and_shows_no_names(kiosk: Kiosk) -> None:
+    page = kiosk.page
+    await expect(page.locator("#q")).to_be_hidden()
+    await page.click("#staff-open")
+    await page.fill("#pin", "1111")
+    await page.press("#pin", "Enter")
+    await expect(page.locator("#notice")).to_have_text("wrong PIN")
+    await expect(page.locator("#q")).to_be_hidden()
+    await expect(page.locator("#pin")).to_be_focused()  # the box stays open for another try
+    assert "Guest" not in await page.content()
