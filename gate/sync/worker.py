@@ -121,6 +121,8 @@ class SyncWorker:
         self._sleep = sleep
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.final_push_seconds = client.timeout
+        """How long the last push at stop may take (the app shortens it on a signal)."""
         self._writes: set[asyncio.Future[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -136,7 +138,8 @@ class SyncWorker:
             await asyncio.gather(*self._writes, return_exceptions=True)
             if self.status.state in ("online", "starting"):
                 with contextlib.suppress(SyncError, sqlite3.Error, TimeoutError):
-                    await asyncio.wait_for(self.drain(), self.client.timeout)
+                    await asyncio.wait_for(self.drain(), self.final_push_seconds)
+                await asyncio.gather(*self._writes, return_exceptions=True)
         await self.client.aclose()
 
     async def run(self) -> None:
