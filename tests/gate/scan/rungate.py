@@ -70,7 +70,6 @@ class RunningGate:
             env=environ,
         )
         self.decisions: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.logs: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._threads = [
@@ -89,7 +88,6 @@ class RunningGate:
         for line in stream:
             text = line.decode("utf-8", "replace")
             self.stderr.append(text)
-            self.logs.put(text)
 
     def write(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -103,15 +101,13 @@ class RunningGate:
         time.sleep(wait)
         return self.decisions.empty()
 
-    def wait_for_log(self, needle: str, timeout: float = 30) -> str:
+    def wait_for_log(self, needle: str, count: int = 1, timeout: float = 30) -> None:
+        """Until ``count`` log lines so far contain ``needle``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                line = self.logs.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if needle in line:
-                return line
+            if sum(needle in line for line in list(self.stderr)) >= count:
+                return
+            time.sleep(0.05)
         raise AssertionError(f"no log line with {needle!r}; stderr: {''.join(self.stderr)}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str, float]:

@@ -82,7 +82,7 @@ def test_serial_scanner_on_a_pty_with_cr_suffix_and_replug(tmp_path: Path) -> No
         tty.setraw(slave)
         link.unlink()
         link.symlink_to(os.ttyname(slave))  # plugged in again, another /dev/pts number
-        gate.wait_for_log("serial scanner connected")
+        gate.wait_for_log("serial scanner connected", count=2)
         os.write(master, f"{code(6, 66)}\r".encode())
         assert _outcomes(gate.next_decisions(1)) == [("admit", 6)]
     finally:
