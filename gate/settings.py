@@ -48,6 +48,7 @@ MAX_ZONE_BIT = 15
 class SettingsError(ConfigError):
     """A GATE_* setting is missing, malformed or unknown; the message names the variable."""
 
+
 Mode = Literal["entry", "exit", "both"]
 Reentry = Literal["never", "after_exit", "always"]
 
@@ -125,6 +126,16 @@ class GateSettings(BaseSettings):
     sync_backoff_max: float = Field(
         default=30.0, gt=0, le=3600, description="longest wait between retries (full jitter)"
     )
+    sync_probe_interval: float = Field(
+        default=3.0,
+        gt=0,
+        le=300,
+        description="seconds between cheap probes (GET /healthz, jittered) while syncd is "
+        "unreachable; the push follows as soon as one answers",
+    )
+    sync_probe_timeout: float = Field(
+        default=2.0, gt=0, le=60, description="seconds a probe waits for syncd's answer"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="log level of the JSON logs on stderr"
     )
@@ -187,11 +198,15 @@ def env_name(field: str, cls: type[BaseSettings] | None = None) -> str:
     return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
 
+def _all_classes() -> tuple[type[BaseSettings], ...]:
+    return (GateSettings, *PARTS)
+
+
 def known_variables() -> set[str]:
     """Every GATE_* variable some setting reads."""
     return {
         env_name(field, cls)
-        for cls in (GateSettings, *PARTS, *_gate_settings_classes())
+        for cls in (*_all_classes(), *_gate_settings_classes())
         for field in cls.model_fields
     }
 
@@ -235,7 +250,7 @@ def _unknown(name: str, known: set[str]) -> str:
 
 def describe_errors(exc: ValidationError) -> list[str]:
     """One line per error: the variable's name and what is wrong (never the value)."""
-    cls = next((c for c in (GateSettings, *PARTS) if c.__name__ == exc.title), GateSettings)
+    cls = next((c for c in _all_classes() if c.__name__ == exc.title), GateSettings)
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         field = str(error["loc"][0]) if error["loc"] else ""
@@ -274,6 +289,6 @@ def check_zones(zones: Iterable[str], event_zones: Iterable[Mapping[int, str]]) 
 
 SETTINGS_HELP = "\n".join(
     f"{env_name(name, cls)}: {info.description}"
-    for cls in (GateSettings, *PARTS)
+    for cls in _all_classes()
     for name, info in cls.model_fields.items()
 )

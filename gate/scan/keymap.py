@@ -70,7 +70,7 @@ US = Layout(
 DE = Layout(
     *_rows(
         [
-            (2, "1234567890ß´", '!"§$%&/()=?`'),
+            (2, "1234567890ß\u00b4", '!"§$%&/()=?`'),
             (16, "qwertzuiopü+", "QWERTZUIOPÜ*"),
             (30, "asdfghjklöä^", "ASDFGHJKLÖÄ°"),
             (43, "#yxcvbnm,.-", "'YXCVBNM;:_"),

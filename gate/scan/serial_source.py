@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 import serial
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gate.scan.device import DeviceSource, parse_spec
@@ -33,12 +33,19 @@ class SerialSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATE_SERIAL_", extra="forbid")
 
     baud: int = Field(default=9600, ge=50, le=4_000_000, description="Baud rate (USB-CDC: any).")
-    bytesize: Literal[5, 6, 7, 8] = Field(default=8, description="Data bits.")
+    bytesize: int = Field(default=8, ge=5, le=8, description="Data bits (5-8).")
     parity: Literal["N", "E", "O", "M", "S"] = Field(default="N", description="Parity N/E/O/M/S.")
-    stopbits: Literal[1, 1.5, 2] = Field(default=1, description="Stop bits.")
+    stopbits: float = Field(default=1, description="Stop bits (1, 1.5 or 2).")
     reopen_seconds: float = Field(
         default=1.0, gt=0, le=60, description="Seconds between tries to reopen a lost port."
     )
+
+    @field_validator("stopbits")
+    @classmethod
+    def _check_stopbits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError("stop bits are 1, 1.5 or 2")
+        return value
 
 
 class SerialSource(DeviceSource[serial.Serial]):

@@ -33,7 +33,9 @@ BAD = [
 ]
 
 
-def gate(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def gate(
+    data_dir: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "GATE_DATA_DIR": str(data_dir), "GATE_DEBOUNCE_SECONDS": "0", **env}
     return subprocess.run(
         [sys.executable, "-m", "gate", *args],

@@ -27,13 +27,17 @@ STOP_BOUND = 10  # a hang guard, not a speed figure
 
 
 @contextmanager
-def stdin_gate(data_dir: Path, tmp_path: Path) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
+def stdin_gate(
+    data_dir: Path, tmp_path: Path
+) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
     gate = RunningGate(data_dir, "stdin")
     yield gate, lambda text: gate.write(text.encode() + b"\n")
 
 
 @contextmanager
-def serial_gate(data_dir: Path, tmp_path: Path) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
+def serial_gate(
+    data_dir: Path, tmp_path: Path
+) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
     master, slave = os.openpty()
     tty.setraw(slave)
     gate = RunningGate(data_dir, f"serial:{os.ttyname(slave)}")
@@ -46,7 +50,9 @@ def serial_gate(data_dir: Path, tmp_path: Path) -> Iterator[tuple[RunningGate, C
 
 
 @contextmanager
-def evdev_gate(data_dir: Path, tmp_path: Path) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
+def evdev_gate(
+    data_dir: Path, tmp_path: Path
+) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
     fifo = tmp_path / "scanner.fifo"
     os.mkfifo(fifo)
     writer = os.open(fifo, os.O_RDWR)  # a writer is there before the gate opens it
@@ -59,7 +65,9 @@ def evdev_gate(data_dir: Path, tmp_path: Path) -> Iterator[tuple[RunningGate, Ca
 
 
 @contextmanager
-def video_gate(data_dir: Path, tmp_path: Path) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
+def video_gate(
+    data_dir: Path, tmp_path: Path
+) -> Iterator[tuple[RunningGate, Callable[[str], None]]]:
     """A video that shows ticket 1 at once, then an empty door for 20 s (still playing)."""
     video = tmp_path / "door.avi"
     frames = script([code(1, 11), *[None] * 300], CONDITIONS[0], (320, 240), hold=6, gap=2)

@@ -6,14 +6,20 @@ rules hold end to end, in decisions printed by a real gate process and rows in i
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tty
 from pathlib import Path
 
+import pytest
+
+from gate.scan.device import parse_spec
 from gate.scan.evdev_source import pack_events
 from gate.scan.keymap import KEY_ENTER, PRESS, RELEASE
+from gate.scan.serial_source import SerialSettings
+from shared.errors import ConfigError
 from tests.gate.kit import code
 from tests.gate.scan.rungate import RunningGate, journal, prepared
 from tests.gate.scan.test_keymap import typed
@@ -22,7 +28,10 @@ NOT_A_TICKET = "not_a_ticket"
 
 
 def _outcomes(decisions: list[dict[str, object]]) -> list[tuple[object, object]]:
-    return [(d["decision"], d["ticket_id"] if d["decision"] == "admit" else d["reason"]) for d in decisions]
+    return [
+        (d["decision"], d["ticket_id"] if d["decision"] == "admit" else d["reason"])
+        for d in decisions
+    ]
 
 
 def test_stdin_follows_the_line_rules(tmp_path: Path) -> None:
@@ -43,8 +52,6 @@ def test_stdin_follows_the_line_rules(tmp_path: Path) -> None:
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    import json
-
     decisions = [json.loads(line) for line in run.stdout.splitlines()]
     assert _outcomes(decisions) == [
         ("admit", 1),
@@ -130,3 +137,16 @@ def test_evdev_with_the_wrong_layout_damages_codes_not_the_gate(tmp_path: Path) 
     assert gate.wait() == 0
     (decision,) = gate.next_decisions(1)
     assert decision["decision"] == "deny"
+
+
+def test_serial_options_from_the_spec_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: GATE_SERIAL_BYTESIZE=8 (a string from the environment) was refused."""
+    monkeypatch.setenv("GATE_SERIAL_BYTESIZE", "8")
+    monkeypatch.setenv("GATE_SERIAL_BAUD", "19200")
+    path, s = parse_spec(
+        "serial:/dev/ttyUSB0?bytesize=7&stopbits=2&parity=E", "serial", SerialSettings
+    )
+    assert (path, s.baud, s.bytesize, s.stopbits, s.parity) == ("/dev/ttyUSB0", 19200, 7, 2, "E")
+    for bad in ("serial:/dev/x?stopbits=3", "serial:/dev/x?speed=9600", "serial:", "serial:/x?=&"):
+        with pytest.raises(ConfigError):
+            parse_spec(bad, "serial", SerialSettings)
