@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tty
@@ -150,3 +151,28 @@ def test_serial_options_from_the_spec_and_the_environment(monkeypatch: pytest.Mo
     for bad in ("serial:/dev/x?stopbits=3", "serial:/dev/x?speed=9600", "serial:", "serial:/x?=&"):
         with pytest.raises(ConfigError):
             parse_spec(bad, "serial", SerialSettings)
+
+
+def test_stdin_from_a_file_a_terminal_and_dev_null(tmp_path: Path) -> None:
+    """`< codes.txt` (no poll on regular files), a terminal (a wedge scanner in a session)."""
+    data_dir = prepared(tmp_path)
+    codes = tmp_path / "codes.txt"
+    codes.write_text(f"{code(1, 11)}\r\n{code(5, 55)}")  # the last line has no line end
+    with codes.open("rb") as stdin:
+        gate = RunningGate(data_dir, "stdin", stdin=stdin.fileno())
+        assert gate.wait() == 0
+    assert _outcomes(gate.next_decisions(2)) == [("admit", 1), ("admit", 5)]
+    with open(os.devnull, "rb") as stdin:
+        assert RunningGate(data_dir, "stdin", stdin=stdin.fileno()).wait() == 0
+
+    master, slave = os.openpty()  # cooked mode: the terminal turns the scanner's CR into LF
+    gate = RunningGate(data_dir, "stdin", stdin=slave)
+    try:
+        gate.wait_for_log("gate started")
+        os.write(master, f"{code(6, 66)}\r".encode())
+        assert _outcomes(gate.next_decisions(1)) == [("admit", 6)]
+    finally:
+        exit_code, stderr, _ = gate.stop(signal.SIGINT)
+        os.close(master)
+        os.close(slave)
+    assert exit_code == 0 and "Fatal Python error" not in stderr, stderr
