@@ -7,10 +7,11 @@ layout the key US calls Y types "z", ":" is Shift+"." and "-" sits where US has 
 layout (``GATE_EVDEV_LAYOUT``) must match the scanner's setting, or codes come out damaged.
 
 Rules: Shift (either) and Caps Lock (letters only) give capitals; AltGr (right Alt) gives the
-third level (de: "@", "\\", "{" ...); keys pressed while Ctrl or left Alt is held type nothing
-(scanner prefixes); Enter and keypad Enter type "\\n", Tab "\\t"; the keypad types digits (as
-with Num Lock on); dead keys of a layout type their character at once (a scanner never composes);
-a key the layout does not know types U+FFFD, so the code is judged damaged rather than shortened.
+third level (de: "@", "\\", "{" ...); keys pressed while Ctrl, left Alt or Meta is held type
+nothing (scanner prefixes), nor do buttons (codes from 0x100); Enter and keypad Enter type
+"\\n", Tab "\\t"; the keypad types digits (as with Num Lock on); dead keys of a layout type
+their character at once (a scanner never composes); a key the layout does not know types
+U+FFFD, so the code is judged damaged rather than shortened.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from dataclasses import dataclass, field
 KEY_TAB, KEY_ENTER, KEY_LEFTCTRL, KEY_LEFTSHIFT = 15, 28, 29, 42
 KEY_RIGHTSHIFT, KEY_LEFTALT, KEY_SPACE, KEY_CAPSLOCK = 54, 56, 57, 58
 KEY_KPENTER, KEY_RIGHTCTRL, KEY_RIGHTALT = 96, 97, 100
+KEY_LEFTMETA, KEY_RIGHTMETA, BTN_MISC = 125, 126, 0x100
 RELEASE, PRESS, REPEAT = 0, 1, 2
 UNKNOWN = "\ufffd"
 
 _SHIFTS = {KEY_LEFTSHIFT, KEY_RIGHTSHIFT}
-_BLOCKERS = {KEY_LEFTCTRL, KEY_RIGHTCTRL, KEY_LEFTALT}
+_BLOCKERS = {KEY_LEFTCTRL, KEY_RIGHTCTRL, KEY_LEFTALT, KEY_LEFTMETA, KEY_RIGHTMETA}
 _MODIFIERS = _SHIFTS | _BLOCKERS | {KEY_RIGHTALT, KEY_CAPSLOCK}
 _IGNORED = set(range(59, 71)) | {1, 14, 69, 70, 87, 88} | set(range(102, 112))  # F-keys, Esc ...
 _KEYPAD = dict(zip([71, 72, 73, 75, 76, 77, 79, 80, 81, 82], "7894561230", strict=True)) | {
@@ -98,7 +100,7 @@ class KeyDecoder:
         if code in _MODIFIERS:
             self._modifier(code, value)
             return ""
-        if value == RELEASE or code in _IGNORED or self._held & _BLOCKERS:
+        if value == RELEASE or code in _IGNORED or code >= BTN_MISC or self._held & _BLOCKERS:
             return ""
         return _CONTROL.get(code) or _KEYPAD.get(code) or self._char(code)
 

@@ -112,3 +112,9 @@ def test_a_key_the_layout_does_not_know_marks_the_code_damaged() -> None:
 def test_an_unknown_layout_is_refused() -> None:
     with pytest.raises(ValueError, match="layout"):
         KeyDecoder("dvorak")
+
+
+def test_meta_chords_and_buttons_type_nothing() -> None:
+    a, left_meta, btn_left = 30, 125, 0x110
+    events = [(left_meta, PRESS), *tap(a), (left_meta, RELEASE), *tap(btn_left), *tap(a)]
+    assert decode_keys(events, "us") == "a"
