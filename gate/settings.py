@@ -222,12 +222,11 @@ def _gate_settings_classes() -> list[type[BaseSettings]]:
     return found
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> GateSettings:
+def load_settings() -> GateSettings:
     """GateSettings from the environment, or one SettingsError naming every bad variable."""
-    environ = os.environ if environ is None else environ
-    unknown = sorted(name for name in environ if name.startswith("GATE_"))
     known = known_variables()
-    problems = [_unknown(name, known) for name in unknown if name not in known]
+    given = sorted(name for name in os.environ if name.startswith("GATE_"))
+    problems = [_unknown(name, known) for name in given if name not in known]
     for cls in PARTS:  # each part on its own, so every bad variable is named at once
         try:
             cls()
