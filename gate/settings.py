@@ -14,7 +14,9 @@ loaded list by ``check_zones`` when the gate starts.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
+import pkgutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -213,7 +215,8 @@ def known_variables() -> set[str]:
 
 def _gate_settings_classes() -> list[type[BaseSettings]]:
     """Settings classes with a GATE_ prefix defined outside PARTS (so none is refused)."""
-    found, todo = [], list(BaseSettings.__subclasses__())
+    found: list[type[BaseSettings]] = []
+    todo = list(BaseSettings.__subclasses__())
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
@@ -222,10 +225,21 @@ def _gate_settings_classes() -> list[type[BaseSettings]]:
     return found
 
 
+def _import_gate_modules() -> None:
+    import gate
+
+    for info in pkgutil.walk_packages(gate.__path__, prefix="gate."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+
+
 def load_settings() -> GateSettings:
     """GateSettings from the environment, or one SettingsError naming every bad variable."""
-    known = known_variables()
     given = sorted(name for name in os.environ if name.startswith("GATE_"))
+    known = known_variables()
+    if not set(given) <= known:  # a part's settings class may not be imported yet: import all
+        _import_gate_modules()
+        known = known_variables()
     problems = [_unknown(name, known) for name in given if name not in known]
     for cls in PARTS:  # each part on its own, so every bad variable is named at once
         try:

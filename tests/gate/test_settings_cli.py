@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gate.settings import PARTS, SettingsError, known_variables, load_settings
+from gate.settings import PARTS, GateSettings, SettingsError, known_variables, load_settings
 from tests.gate.kit import code
 from tests.gate.scan.rungate import prepared
 
@@ -105,3 +106,29 @@ def test_an_unknown_variable_is_a_settings_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("GATE_MODDE", "exit")
     with pytest.raises(SettingsError, match="GATE_MODDE: no such setting"):
         load_settings()
+
+
+def test_every_gate_settings_class_is_composed() -> None:
+    """A part's new settings class must be in PARTS, so GateSettings checks it at start."""
+    from tests.test_deploy import settings_classes
+
+    gate_classes = {
+        cls
+        for cls in settings_classes()
+        if str(cls.model_config.get("env_prefix", "")).startswith("GATE_")
+    }
+    assert gate_classes == {GateSettings, *PARTS}
+
+
+def test_a_settings_class_outside_the_composition_is_not_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unknown-name checking must not refuse a variable some (not yet composed) part reads."""
+
+    class ExtraSettings(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="GATE_EXTRA_")
+        thing: int = 1
+
+    monkeypatch.setenv("GATE_EXTRA_THING", "2")
+    assert "GATE_EXTRA_THING" in known_variables()
+    load_settings()
