@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from gate import commands
 from gate.logs import configure
-from gate.settings import SETTINGS_HELP, GateSettings
+from gate.settings import SETTINGS_HELP, GateSettings, load_settings
 from gate.sync.client import SyncError
 from shared.errors import BundleError, ConfigError
 
@@ -36,9 +35,9 @@ def _register_defaults() -> None:
 
 def _settings() -> GateSettings:
     try:
-        settings = GateSettings()
-    except ValidationError as exc:
-        raise click.ClickException(f"bad GATE_* setting:\n{exc}") from exc
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     configure(settings.log_level)
     return settings
 
@@ -66,6 +65,8 @@ def cli() -> None:
     default=["stdin"],
     show_default=True,
     help="Input source; repeat for several. stdin: one code per line (USB keyboard-wedge); "
+    "serial:/dev/ttyACM0[?baud=9600] a USB-CDC/serial scanner (GATE_SERIAL_*); "
+    "evdev:/dev/input/by-id/...-event-kbd[?layout=de] a HID scanner, grabbed (GATE_EVDEV_*); "
     "camera (GATE_CAMERA_SOURCE), a device (0, /dev/video0), a video file, a stream URL or a "
     "folder of images; a file or folder is replayed once through the camera path.",
 )
@@ -80,22 +81,43 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
     _register_defaults()
     from gate.scan.wiring import looks_like_camera
 
-    unknown = [s for s in sources if s not in SOURCES and not looks_like_camera(s)]
+    devices = _device_sources(sources)
+    unknown = [s for s in sources if s not in SOURCES and s not in devices]
+    unknown = [s for s in unknown if not looks_like_camera(s)]
     if unknown:
-        raise click.BadParameter(f"unknown source {unknown}; known: {sorted(SOURCES)}")
+        raise click.BadParameter(
+            f"unknown source {unknown}; known: {sorted(SOURCES)}, serial:PATH, evdev:PATH"
+        )
     if check_config:
+        from gate.app import check_list
+
+        _run(check_list(settings))
         report = _run(commands.check_config(settings))
         click.echo(json.dumps(report, indent=2))
         sys.exit(0 if report["ok"] else 2)
-    _run(_serve(settings, sources))
+    _run(_serve(settings, sources, devices))
 
 
-async def _serve(settings: GateSettings, sources: tuple[str, ...]) -> None:
+def _device_sources(specs: tuple[str, ...]) -> dict[str, Any]:
+    """The serial and evdev sources, built now so a bad option stops the start."""
+    from gate.sources import device_source
+
+    try:
+        built = {spec: device_source(spec) for spec in specs}
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--source") from exc
+    return {spec: source for spec, source in built.items() if source is not None}
+
+
+async def _serve(settings: GateSettings, sources: tuple[str, ...], devices: dict[str, Any]) -> None:
     from gate.app import GateApp
     from gate.feedback.jsonlines import JsonLinesFeedback
     from gate.scan.wiring import camera_feedback, camera_source
 
-    parts = [SOURCES[s]() if s in SOURCES else camera_source(s) for s in sources]
+    parts = [
+        devices[s] if s in devices else SOURCES[s]() if s in SOURCES else camera_source(s)
+        for s in sources
+    ]
     app = GateApp(settings, parts, [JsonLinesFeedback(), *camera_feedback(parts)])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,18 +1,55 @@
 """Gate settings, from ``GATE_*`` environment variables (pydantic-settings).
 
 Every field is documented with its variable in ``SETTINGS_HELP`` (shown by ``gate run --help``).
+
+``GateSettings`` is composed: building it also builds every part's settings (``GATE_CAMERA_*``,
+``GATE_SCAN_*``, ``GATE_DISPLAY_*``, ``GATE_HOOK_*``, ``GATE_SERIAL_*``, ``GATE_EVDEV_*``;
+``settings.part(CameraSettings)``), so a typo anywhere fails at start, not when a part first
+reads it. ``load_settings()`` is what the CLI uses: it also refuses ``GATE_*`` variables no
+setting knows, and turns every failure into one ``SettingsError`` that names the variable
+(values are not repeated: a setting may be a secret). Zone names are checked against the
+loaded list by ``check_zones`` when the gate starts.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import os
+import pkgutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gate.camera.settings import CameraSettings
+from gate.feedback.display_settings import DisplaySettings
+from gate.feedback.hooks import HookSettings
+from gate.scan.evdev_source import EvdevSettings
+from gate.scan.serial_source import SerialSettings
+from gate.scan.settings import ScanSettings
+from shared.errors import ConfigError
 from shared.protocol import MAX_PUSH_BATCH, MAX_WAIT_SECONDS
 from shared.ticket import DEFAULT_CLOCK_TOLERANCE
+
+P = TypeVar("P", bound=BaseSettings)
+PARTS: tuple[type[BaseSettings], ...] = (
+    CameraSettings,
+    ScanSettings,
+    DisplaySettings,
+    HookSettings,
+    SerialSettings,
+    EvdevSettings,
+)
+"""The parts' settings classes a GateSettings builds (each with its own GATE_..._ prefix)."""
+MAX_ZONE_BIT = 15
+
+
+class SettingsError(ConfigError):
+    """A GATE_* setting is missing, malformed or unknown; the message names the variable."""
+
 
 Mode = Literal["entry", "exit", "both"]
 Reentry = Literal["never", "after_exit", "always"]
@@ -91,15 +128,46 @@ class GateSettings(BaseSettings):
     sync_backoff_max: float = Field(
         default=30.0, gt=0, le=3600, description="longest wait between retries (full jitter)"
     )
+    sync_probe_interval: float = Field(
+        default=3.0,
+        gt=0,
+        le=300,
+        description="seconds between cheap probes (GET /healthz, jittered) while syncd is "
+        "unreachable; the push follows as soon as one answers",
+    )
+    sync_probe_timeout: float = Field(
+        default=2.0, gt=0, le=60, description="seconds a probe waits for syncd's answer"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="log level of the JSON logs on stderr"
     )
+
+    _parts: dict[type[BaseSettings], BaseSettings] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Build every part's settings now, so a bad GATE_CAMERA_FPS fails at start."""
+        for cls in PARTS:
+            self._parts[cls] = cls()
+
+    def part(self, cls: type[P]) -> P:
+        """This gate's settings for one part, e.g. ``settings.part(CameraSettings)``."""
+        found = self._parts[cls]
+        assert isinstance(found, cls)
+        return found
 
     @field_validator("zones", mode="before")
     @classmethod
     def _split_zones(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("zones")
+    @classmethod
+    def _check_zone_bits(cls, value: list[str]) -> list[str]:
+        bad = [zone for zone in value if zone.isdigit() and int(zone) > MAX_ZONE_BIT]
+        if bad:
+            raise ValueError(f"zone bit indexes run 0-{MAX_ZONE_BIT}, not {', '.join(bad)}")
         return value
 
     @field_validator("log_level", mode="before")
@@ -123,13 +191,117 @@ class GateSettings(BaseSettings):
         return self.direction
 
 
-def env_name(field: str) -> str:
-    info = GateSettings.model_fields[field]
+def env_name(field: str, cls: type[BaseSettings] | None = None) -> str:
+    """The variable that sets ``field`` of ``cls`` (default: GateSettings)."""
+    cls = cls or GateSettings
+    info = cls.model_fields[field]
     if isinstance(info.validation_alias, AliasChoices):
         return str(info.validation_alias.choices[-1])
-    return f"GATE_{field.upper()}"
+    return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _all_classes() -> tuple[type[BaseSettings], ...]:
+    return (GateSettings, *PARTS)
+
+
+def known_variables() -> set[str]:
+    """Every GATE_* variable some setting reads."""
+    return {
+        env_name(field, cls)
+        for cls in (*_all_classes(), *_gate_settings_classes())
+        for field in cls.model_fields
+    }
+
+
+def _gate_settings_classes() -> list[type[BaseSettings]]:
+    """Settings classes with a GATE_ prefix defined outside PARTS (so none is refused)."""
+    found: list[type[BaseSettings]] = []
+    todo = list(BaseSettings.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if str(cls.model_config.get("env_prefix", "")).upper().startswith("GATE_"):
+            found.append(cls)
+    return found
+
+
+def _import_gate_modules() -> None:
+    import gate
+
+    for info in pkgutil.walk_packages(gate.__path__, prefix="gate."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+
+
+def load_settings() -> GateSettings:
+    """GateSettings from the environment, or one SettingsError naming every bad variable."""
+    given = sorted(name for name in os.environ if name.startswith("GATE_"))
+    known = known_variables()
+    if not set(given) <= known:  # a part's settings class may not be imported yet: import all
+        _import_gate_modules()
+        known = known_variables()
+    problems = [_unknown(name, known) for name in given if name not in known]
+    for cls in PARTS:  # each part on its own, so every bad variable is named at once
+        try:
+            cls()
+        except ValidationError as exc:
+            problems += describe_errors(exc)
+    try:
+        settings = GateSettings()
+    except ValidationError as exc:
+        if exc.title == GateSettings.__name__:
+            problems += describe_errors(exc)
+    if problems:
+        raise SettingsError("bad GATE_* setting:\n" + "\n".join(f"  {p}" for p in problems))
+    return settings
+
+
+def _unknown(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"{name}: no such setting" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per error: the variable's name and what is wrong (never the value)."""
+    cls = next((c for c in _all_classes() if c.__name__ == exc.title), GateSettings)
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = _field_env_name(cls, field)
+        lines.append(f"{name}: {error['msg']}")
+    return lines
+
+
+def _field_env_name(cls: type[BaseSettings], field: str) -> str:
+    if field in cls.model_fields:
+        return env_name(field, cls)
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and field in alias.choices:
+            return env_name(name, cls)
+    return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def check_zones(zones: Iterable[str], event_zones: Iterable[Mapping[int, str]]) -> None:
+    """Every zone name in GATE_ZONES must be a zone of a loaded event (any case).
+
+    A name no event defines would silently open nothing, and the gate would then deny
+    everyone with "Wrong entrance". Without a loaded list there is nothing to check yet.
+    """
+    tables = list(event_zones)
+    if not tables:
+        return
+    names = {name.casefold() for table in tables for name in table.values()}
+    unknown = [z for z in zones if not z.isdigit() and z.casefold() not in names]
+    if unknown:
+        known = ", ".join(sorted({n for t in tables for n in t.values()})) or "none"
+        raise SettingsError(
+            f"GATE_ZONES: unknown zone {', '.join(unknown)}; the loaded list has: {known}"
+        )
 
 
 SETTINGS_HELP = "\n".join(
-    f"{env_name(name)}: {info.description}" for name, info in GateSettings.model_fields.items()
+    f"{env_name(name, cls)}: {info.description}"
+    for cls in _all_classes()
+    for name, info in cls.model_fields.items()
 )

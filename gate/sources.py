@@ -3,17 +3,23 @@
 A source has a ``via`` label (recorded in the journal) and ``texts()``, an async iterator that
 ends when the input does. A source that must start or stop something (a capture thread) also
 implements ``gate.app.Part``.
+
+Line sources (stdin here, ``gate.scan.serial_source``, ``gate.scan.evdev_source``) all frame
+their bytes with ``gate.scan.lines.LineFramer``, so a scanner obeys the same line rules (CR, LF
+or CRLF end a scan; whitespace stripped; an overlong line is one "Not a ticket") however it is
+attached.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
 from collections.abc import AsyncIterator
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-MAX_LINE = 4096
+from gate.scan.lines import MAX_LINE, LineFramer
+from gate.scan.reader import read_chunks
+
+__all__ = ["MAX_LINE", "Source", "StdinSource", "framed"]
 
 
 @runtime_checkable
@@ -25,34 +31,48 @@ class Source(Protocol):
         ...
 
 
+async def framed(chunks: AsyncIterator[bytes], framer: LineFramer) -> AsyncIterator[str]:
+    """The scans in a stream of byte chunks; the last unterminated line counts at its end."""
+    async for chunk in chunks:
+        for text in framer.feed(chunk):
+            yield text
+    for text in framer.finish():
+        yield text
+
+
 class StdinSource:
     """One code per line, as a USB keyboard-wedge scanner types them (or a pipe feeds them).
 
-    Lines are read by a daemon thread so the event loop never blocks on a terminal or pipe;
-    line endings are dropped, blank lines ignored, bytes that are not UTF-8 replaced (such a
-    line is then simply "Not a ticket").
+    The descriptor is read by the event loop itself (``gate.scan.reader``), never by a thread,
+    so a SIGTERM or Ctrl-C stops the gate cleanly at any moment. Ends at end of input.
     """
 
     via = "scanner"
 
-    def __init__(self, stream: BinaryIO | None = None) -> None:
-        self._stream = stream
+    def __init__(self, fd: int | None = None) -> None:
+        self._fd = fd
 
     async def texts(self) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        stream = self._stream or sys.stdin.buffer
+        fd = sys.stdin.fileno() if self._fd is None else self._fd
+        async for text in framed(read_chunks(fd), LineFramer()):
+            yield text
 
-        def read() -> None:
-            try:
-                for raw in iter(lambda: stream.readline(MAX_LINE), b""):
-                    loop.call_soon_threadsafe(queue.put_nowait, raw.decode("utf-8", "replace"))
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-            except RuntimeError:  # the loop closed while we were blocked reading: nothing to do
-                return
 
-        threading.Thread(target=read, name="stdin-reader", daemon=True).start()
-        while (line := await queue.get()) is not None:
-            text = line.rstrip("\r\n")
-            if text.strip():
-                yield text
+DEVICE_KINDS = ("serial", "evdev")
+
+
+def device_source(spec: str) -> Source | None:
+    """``serial:PATH?...`` or ``evdev:PATH?...`` as a source; None for any other spec.
+
+    A bad option raises ``ConfigError`` naming it, before the gate starts.
+    """
+    kind, _, _ = spec.partition(":")
+    if kind == "serial":
+        from gate.scan.serial_source import SerialSource
+
+        return SerialSource.from_spec(spec)
+    if kind == "evdev":
+        from gate.scan.evdev_source import EvdevSource
+
+        return EvdevSource.from_spec(spec)
+    return None

@@ -4,7 +4,9 @@ Every lower-layer error is translated here, at the boundary, into one small hier
 
     SyncError                 anything that kept a sync call from succeeding
     ├── Offline               syncd not reachable or not serving: connection refused or reset,
-    │                         DNS, timeouts, a cut-off response, 5xx, 429. Retry with backoff.
+    │   │                     DNS, timeouts, a cut-off response, 5xx, 429. Retry with backoff.
+    │   └── Unreachable       no answer at all (transport error, timeout): the worker probes
+    │                         GET /healthz cheaply until it answers, then retries at once.
     ├── AuthRejected          401/403: the credential is revoked (or the enrolment code is
     │                         wrong). Retrying cannot help: stop and show it.
     └── ProtocolError         syncd answered something this gate cannot use: another 4xx, a
@@ -39,6 +41,7 @@ from shared.protocol import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+HEALTH_PATH = "/healthz"
 _RETRYABLE = {408, 425, 429}
 
 
@@ -48,6 +51,10 @@ class SyncError(Exception):
 
 class Offline(SyncError):
     """syncd is not reachable or not serving right now; retry later."""
+
+
+class Unreachable(Offline):
+    """No answer came at all (the link or syncd is down), as opposed to an answer that failed."""
 
 
 class AuthRejected(SyncError):
@@ -117,6 +124,17 @@ class SyncClient:
     async def presence(self) -> PresencePage:
         return await self._call("GET", PRESENCE_PATH, PresencePage)
 
+    async def probe(self, within: float) -> bool:
+        """One cheap reachability check (GET /healthz, short timeout): did syncd answer 200?
+
+        Never raises for network trouble; used while offline to notice the link is back.
+        """
+        try:
+            response = await self._http.get(HEALTH_PATH, timeout=within)
+        except (httpx.HTTPError, OSError):
+            return False
+        return response.status_code == 200
+
     async def snapshot(self, dest: Path) -> int:
         """Stream the snapshot bundle into ``dest`` (replaced); returns its size in bytes."""
         async with self._translated(), self._http.stream("GET", SNAPSHOT_PATH) as response:
@@ -162,11 +180,11 @@ class SyncClient:
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise Offline(f"syncd did not answer in time ({type(exc).__name__})") from exc
+            raise Unreachable(f"syncd did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise Offline(f"syncd unreachable: {type(exc).__name__}: {exc}") from exc
+            raise Unreachable(f"syncd unreachable: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:
-            raise Offline(f"sync I/O failed: {type(exc).__name__}: {exc}") from exc
+            raise Unreachable(f"sync I/O failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _status_error(response: httpx.Response) -> SyncError:

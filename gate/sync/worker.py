@@ -8,6 +8,13 @@ transaction, and loads a snapshot (then the presence) when syncd asks for one or
 never had one. Both retry ``Offline``, ``ProtocolError`` and busy-database errors forever with
 exponential backoff and full jitter, capped (tenacity ``wait_random_exponential``).
 
+The long backoff is for calls that got an answer and failed (5xx, 429, a protocol error). When
+no answer came at all (``Unreachable``: the link or syncd is down), the wait is spent probing
+instead: a cheap ``GET /healthz`` every ``probe_interval`` seconds (jittered, so gates coming
+back together do not probe in step), and the retry follows as soon as one answers. A gate
+rejoining after an outage thus pushes within one probe interval, not after up to
+``backoff_max`` seconds of jitter. The backoff stays the upper bound of each wait.
+
 A refused credential (``AuthRejected``) stops the worker with state ``revoked``: scanning goes
 on offline, status and display say "gate credential revoked", nothing crash-loops.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -42,7 +50,14 @@ from gate.store.syncstate import (
     read_sync_state,
     unsynced_batch,
 )
-from gate.sync.client import AuthRejected, Offline, ProtocolError, SyncClient, SyncError
+from gate.sync.client import (
+    AuthRejected,
+    Offline,
+    ProtocolError,
+    SyncClient,
+    SyncError,
+    Unreachable,
+)
 from shared.errors import BundleError
 from shared.protocol import CheckinIn, PushRequest
 from shared.tasks import stop
@@ -63,6 +78,8 @@ class WorkerConfig:
     backoff_max: float = 30.0
     idle_pause: float = 1.0  # after an empty answer that came back at once
     data_dir: Path = Path(".")
+    probe_interval: float = 3.0
+    probe_timeout: float = 2.0
 
     @classmethod
     def from_settings(cls, s: GateSettings) -> WorkerConfig:
@@ -73,6 +90,8 @@ class WorkerConfig:
             s.sync_backoff_initial,
             s.sync_backoff_max,
             data_dir=s.data_dir,
+            probe_interval=s.sync_probe_interval,
+            probe_timeout=s.sync_probe_timeout,
         )
 
 
@@ -89,6 +108,7 @@ class SyncStatus:
     clock_warning: str | None = None
     last_error: str | None = None
     retries: int = 0
+    probes: int = 0
     sleeps: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -121,6 +141,8 @@ class SyncWorker:
         self._sleep = sleep
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.final_push_seconds = client.timeout
+        """How long the last push at stop may take (the app shortens it on a signal)."""
         self._writes: set[asyncio.Future[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -136,7 +158,8 @@ class SyncWorker:
             await asyncio.gather(*self._writes, return_exceptions=True)
             if self.status.state in ("online", "starting"):
                 with contextlib.suppress(SyncError, sqlite3.Error, TimeoutError):
-                    await asyncio.wait_for(self.drain(), self.client.timeout)
+                    await asyncio.wait_for(self.drain(), self.final_push_seconds)
+                await asyncio.gather(*self._writes, return_exceptions=True)
         await self.client.aclose()
 
     async def run(self) -> None:
@@ -195,6 +218,7 @@ class SyncWorker:
             )
         )
         self._online(last_push_at=self._clock(), acked_seq=acked, skew=response.skew)
+        log.debug("sync pushed", extra={"sent": len(batch), "acked_seq": acked})
         self.status.clock_warning = response.clock_warning
         self.status.backlog = await backlog(self.store)
         if acked == batch[0].seq - 1:
@@ -245,24 +269,49 @@ class SyncWorker:
 
     # -- retries and state --------------------------------------------------------------------
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()`` until it succeeds; backoff with full jitter, capped; AuthRejected escapes."""
+        """``call()`` until it succeeds; backoff with full jitter, capped; AuthRejected escapes.
+
+        A wait after a failure that got no answer at all is spent probing (module docstring).
+        """
+        unanswered = False
+
+        async def failed(retry_state: RetryCallState) -> None:
+            nonlocal unanswered
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            unanswered = isinstance(exc, Unreachable)
+            await self._failed(exc)
+
+        async def wait(seconds: float) -> None:
+            self.status.sleeps[:] = [*self.status.sleeps[-99:], seconds]
+            await (self._probe_until_up(seconds) if unanswered else self._sleep(seconds))
+
         retry = AsyncRetrying(
             retry=retry_if_exception_type(RETRYABLE),
             wait=wait_random_exponential(
                 multiplier=self.config.backoff_initial, max=self.config.backoff_max
             ),
-            sleep=self._record_sleep,
-            before_sleep=self._failed,
+            sleep=wait,
+            before_sleep=failed,
             reraise=True,
         )
         return await retry(call)
 
-    async def _record_sleep(self, seconds: float) -> None:
-        self.status.sleeps[:] = [*self.status.sleeps[-99:], seconds]
-        await self._sleep(seconds)
+    async def _probe_until_up(self, limit: float) -> None:
+        """Wait up to ``limit`` seconds, probing every jittered interval; return on an answer."""
+        waited = 0.0
+        while waited < limit:
+            step = min(limit - waited, self.config.probe_interval * random.uniform(0.5, 1.5))
+            await self._sleep(step)
+            waited += step
+            if waited >= limit:
+                return  # the backoff is over: the retry itself is the next probe
+            self.status.probes += 1
+            answered = await self.client.probe(self.config.probe_timeout)
+            log.debug("sync probe", extra={"answered": answered, "probes": self.status.probes})
+            if answered:
+                return
 
-    async def _failed(self, retry_state: RetryCallState) -> None:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
+    async def _failed(self, exc: BaseException | None) -> None:
         message = str(exc) if exc else "unknown error"
         was = self.status.state
         self.status.state = "offline" if isinstance(exc, Offline) else "error"

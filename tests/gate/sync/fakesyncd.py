@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from gate.sync.client import HEALTH_PATH
 from shared.bundle import BundleEvent, BundleHeader, BundleTicket, write_bundle
 from shared.protocol import (
     CHANGES_PATH,
@@ -70,6 +71,8 @@ class FakeSyncd:
         path = request.url.path
         if path == ENROLL_PATH:
             return self._enroll(json.loads(request.content))
+        if path == HEALTH_PATH:
+            return httpx.Response(200, json={"status": "ok"})
         if self.revoked or request.headers.get("authorization") != f"Bearer {CREDENTIAL}":
             return httpx.Response(401, json={"error": {"code": "unauthorized"}})
         if path == PUSH_PATH:
