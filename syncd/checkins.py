@@ -101,7 +101,7 @@ def _database_gone(exc: BaseException) -> bool:
     )
 
 
-def member_error(exc: Exception) -> Exception:
+def _member_error(exc: Exception) -> Exception:
     """What one push alone answers when its own transaction failed with ``exc``."""
     state = getattr(exc, "sqlstate", None) or type(exc).__name__
     if isinstance(exc, ValueError) or state[:2] in ("22", "23"):
@@ -246,7 +246,7 @@ class Pusher:
                 "push refused by Postgres",
                 extra={"gate_id": group[0].gate_id, "error": type(exc).__name__},
             )
-            self._fail(group, member_error(exc))
+            self._fail(group, _member_error(exc))
             return
         half = len(group) // 2
         await self._store_group(pool, group[:half])
