@@ -1,14 +1,16 @@
 """Storing a gate's pushed check-ins: once each, in the feed, in the outbox, conflicts flagged.
 
-One push is one call of ``tessera_store_push`` (``migrations/0004_push.sql``): one round trip and
-one short transaction whose steps are ordered so that the event row lock (which serialises every
-writer of the event's feed) is taken last and held only for the feed insert and the commit:
+One push is one call of ``tessera_store_push`` (``migrations/0004_push.sql``, its lock key
+replaced in ``0005_push_hardening.sql``): one round trip and one short transaction whose steps
+are ordered so that the event row lock (which serialises every writer of the event's feed) is
+taken last and held only for the feed insert and the commit:
 
 1. the gate row is locked (pushes of one gate queue up) and its skew recorded;
 2. the batch is inserted ``ON CONFLICT (gate_id, seq) DO NOTHING``; in the same statement every
    new row gets its outbox message (with ``stored_at``, syncd's clock just before commit);
-3. transaction-scoped advisory locks are taken on the admitted tickets (sorted, so pushes never
-   deadlock): pushes touching the same ticket recompute its conflicts one after the other;
+3. transaction-scoped advisory locks are taken on the admitted tickets, keyed by event and
+   ticket (sorted, so pushes never deadlock): pushes touching the same ticket of an event
+   recompute its conflicts one after the other, and never wait for another event's pushes;
 4. the admissions of the tickets touched are re-ordered by corrected time and their
    ``conflict`` flags recomputed (a later "in" while the ticket is already inside is a conflict;
    an earlier admission pushed late turns the one stored before it into the conflict); each

@@ -9,10 +9,15 @@ of org B, and org B's answers carry nothing of A's pushes.
 from __future__ import annotations
 
 import gzip
+import secrets
 import time
 
+import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
+from shared.protocol import PushRequest
+from syncd.checkins import store_push
 from tests.syncd.conftest import Org, create_event, push
 from tests.syncd.gatekit import HEADER, Gate, changes, enrolled_gate, event_with_tickets, send
 
@@ -102,3 +107,50 @@ async def test_org_b_figures_do_not_move_when_org_a_pushes_its_ticket_ids(
     assert conflicts == {"conflicts": []}
     tickets = await (await client.get(f"/api/v1/events/{eb}/tickets", headers=h)).json()
     assert {t["status"] for t in tickets["tickets"]} == {"valid"}
+
+
+async def test_a_push_of_another_events_ticket_ids_never_waits_for_that_events_pushes(
+    db_url: str,
+) -> None:
+    """Scenario: org A's gate pushes admissions of org B's ticket ids. The per-ticket locks that
+    order conflict recomputes are per event, so A's push does not queue behind B's push on
+    those tickets (B slowed by A, or A by B); within one event they still serialise."""
+    conn_b, conn_a, conn_b2 = [await asyncpg.connect(db_url) for _ in range(3)]
+    try:
+        await conn_b.execute(
+            "INSERT INTO orgs (name) VALUES ('a'), ('b'); INSERT INTO events (org_id, name)"
+            " SELECT org_id, name FROM orgs ORDER BY org_id; INSERT INTO gates"
+            " (event_id, org_id, name) SELECT event_id, org_id, 'g' || i FROM events,"
+            " generate_series(1, 2) i"
+        )
+        gates = await conn_b.fetch("SELECT gate_id, event_id FROM gates ORDER BY event_id, gate_id")
+        (a_gate, _), _, (b_gate, _), (b_gate2, _) = gates
+        now = time.time()
+        held = conn_b.transaction()
+        await held.start()  # B's push of tickets 7 and 8: stored, locks held, not committed
+        await store_push(conn_b, b_gate, _admissions(now, 7, 8), 0.0)
+        for conn in (conn_a, conn_b2):
+            await conn.execute("SET lock_timeout = '2s'")
+        stored = await store_push(conn_a, a_gate, _admissions(now, 7, 8), 0.0)
+        assert stored.stored == 2  # A got its locks while B's were held
+        with pytest.raises(asyncpg.LockNotAvailableError):  # B's other gate does wait
+            await store_push(conn_b2, b_gate2, _admissions(now, 8), 0.0)
+        await held.rollback()
+    finally:
+        for conn in (conn_b, conn_a, conn_b2):
+            await conn.close()
+
+
+def _admissions(now: float, *tickets: int) -> PushRequest:
+    rows = [
+        {
+            "seq": i + 1,
+            "scan_id": secrets.token_hex(16),
+            "ticket_id": t,
+            "direction": "in",
+            "outcome": "admit",
+            "scanned_at": now + i,
+        }
+        for i, t in enumerate(tickets)
+    ]
+    return PushRequest.model_validate({"sent_at": now, "checkins": rows})
