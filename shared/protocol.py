@@ -15,7 +15,9 @@ Push: a gate sends its journal in ``seq`` order, in batches; syncd stores each c
 (unique on gate + seq; a different ``scan_id`` for a stored seq is a 409) and answers with the
 highest *contiguous* seq it holds, so the gate marks exactly those synced. Retrying any batch any
 number of times changes nothing. ``sent_at`` is the gate's clock when it sent the batch; syncd
-measures ``skew = server_time - sent_at`` and corrects that gate's scan times by it.
+measures ``skew = server_time - sent_at`` and corrects that gate's scan times by it. Every field
+is bounded to what syncd stores (``CheckinIn``); a push outside the bounds is one 422 naming the
+field, and nothing of it is kept.
 
 Pull: ``cursor`` is opaque (empty = from the start). A page applies atomically on the gate; then
 the gate asks again with the page's ``cursor``. ``snapshot_required`` means the cursor is too old
