@@ -15,7 +15,9 @@ Push: a gate sends its journal in ``seq`` order, in batches; syncd stores each c
 (unique on gate + seq; a different ``scan_id`` for a stored seq is a 409) and answers with the
 highest *contiguous* seq it holds, so the gate marks exactly those synced. Retrying any batch any
 number of times changes nothing. ``sent_at`` is the gate's clock when it sent the batch; syncd
-measures ``skew = server_time - sent_at`` and corrects that gate's scan times by it.
+measures ``skew = server_time - sent_at`` and corrects that gate's scan times by it. Every field
+is bounded to what syncd stores (``CheckinIn``); a push outside the bounds is one 422 naming the
+field, and nothing of it is kept.
 
 Pull: ``cursor`` is opaque (empty = from the start). A page applies atomically on the gate; then
 the gate asks again with the page's ``cursor``. ``snapshot_required`` means the cursor is too old
@@ -51,6 +53,12 @@ Direction = Literal["in", "out"]
 Outcome = Literal["admit", "deny"]
 _UINT32 = Field(ge=0, le=2**32 - 1)
 _UINT64 = Field(ge=0, le=2**64 - 1)
+MAX_SEQ = 2**63 - 1  # Postgres bigint
+MAX_TICKET_ID = 2**63 - 1  # syncd issues ids from a bigint sequence; see CheckinIn
+MAX_GATE_TIME = 2**32 - 1  # Unix seconds, as T1's valid_until (the year 2106)
+# A gate's clock may be far off (a dead RTC battery reads 1970): skew corrects it, so any time
+# from 0 to the end of T1's range is accepted; beyond it no clock can be, and sums overflow.
+_GATE_TIME = Field(ge=0, le=MAX_GATE_TIME, allow_inf_nan=False)
 
 
 class _Model(BaseModel):
@@ -86,18 +94,28 @@ class EnrollResponse(_Answer):
 
 
 class CheckinIn(_Model):
-    seq: int = Field(ge=1)
+    """One journal row. Every field is bounded to what its Postgres column holds, so a push
+    that passes this model is never refused by the database (and never fails the pushes
+    stored with it in one group commit).
+
+    ``ticket_id`` is a T1 uint64 on the wire but at most 2^63-1 here: syncd issues ids from a
+    bigint sequence and a gate journals only ids of tickets it verified (or looked up in its
+    list, whose store holds signed 64-bit integers), so a larger id names no ticket anywhere and
+    no honest gate sends one; it is refused (422) rather than stored as something it is not.
+    """
+
+    seq: int = Field(ge=1, le=MAX_SEQ)
     scan_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    ticket_id: int | None = _UINT64
+    ticket_id: int | None = Field(ge=0, le=MAX_TICKET_ID)
     direction: Direction
     outcome: Outcome
     reason: str | None = Field(default=None, max_length=64)
     via: str = Field(default="scanner", max_length=32)
-    scanned_at: float = Field(allow_inf_nan=False)  # gate clock, Unix seconds
+    scanned_at: float = _GATE_TIME  # gate clock, Unix seconds
 
 
 class PushRequest(_Model):
-    sent_at: float = Field(allow_inf_nan=False)
+    sent_at: float = _GATE_TIME  # gate clock, Unix seconds
     checkins: list[CheckinIn] = Field(min_length=1, max_length=MAX_PUSH_BATCH)
 
 

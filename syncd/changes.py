@@ -33,7 +33,8 @@ _PAGE = """SELECT f.seq, f.kind, t.ticket_id, t.nonce, t.status, t.zone, t.categ
        c.ticket_id AS c_ticket, c.gate_id AS c_gate, g.name AS gate_name, c.direction, c.at,
        c.conflict
 FROM change_feed f
-LEFT JOIN tickets t ON f.kind LIKE 'ticket.%' AND t.ticket_id = f.ticket_id
+LEFT JOIN tickets t ON f.kind LIKE 'ticket.%' AND t.event_id = f.event_id
+    AND t.ticket_id = f.ticket_id
 LEFT JOIN signing_keys k ON f.kid IS NOT NULL AND k.event_id = f.event_id AND k.kid = f.kid
 LEFT JOIN checkins c ON f.gate_id IS NOT NULL AND c.gate_id = f.gate_id AND c.seq = f.gate_seq
 LEFT JOIN gates g ON g.gate_id = c.gate_id

@@ -1,14 +1,16 @@
 """Storing a gate's pushed check-ins: once each, in the feed, in the outbox, conflicts flagged.
 
-One push is one call of ``tessera_store_push`` (``migrations/0004_push.sql``): one round trip and
-one short transaction whose steps are ordered so that the event row lock (which serialises every
-writer of the event's feed) is taken last and held only for the feed insert and the commit:
+One push is one call of ``tessera_store_push`` (``migrations/0004_push.sql``, its lock key
+replaced in ``0005_push_hardening.sql``): one round trip and one short transaction whose steps
+are ordered so that the event row lock (which serialises every writer of the event's feed) is
+taken last and held only for the feed insert and the commit:
 
 1. the gate row is locked (pushes of one gate queue up) and its skew recorded;
 2. the batch is inserted ``ON CONFLICT (gate_id, seq) DO NOTHING``; in the same statement every
    new row gets its outbox message (with ``stored_at``, syncd's clock just before commit);
-3. transaction-scoped advisory locks are taken on the admitted tickets (sorted, so pushes never
-   deadlock): pushes touching the same ticket recompute its conflicts one after the other;
+3. transaction-scoped advisory locks are taken on the admitted tickets, keyed by event and
+   ticket (sorted, so pushes never deadlock): pushes touching the same ticket of an event
+   recompute its conflicts one after the other, and never wait for another event's pushes;
 4. the admissions of the tickets touched are re-ordered by corrected time and their
    ``conflict`` flags recomputed (a later "in" while the ticket is already inside is a conflict;
    an earlier admission pushed late turns the one stored before it into the conflict); each
@@ -29,6 +31,14 @@ the WAL flush.) A replica runs at most ``SYNCD_PUSH_CONCURRENCY`` such transacti
 push whose seq clashes is answered ``JournalClash`` and the others are stored again without
 it; a deadlock between two transactions (possible only when they touch the same tickets in
 opposite orders) is retried.
+
+One push's error never fails another's. ``shared.protocol.CheckinIn`` bounds every field to its
+column, so Postgres should refuse nothing; if it still refuses a group (a value that slipped
+past the model, a gate deleted while its push waited), the group is split in halves and each
+half stored again, down to the one push at fault, which alone is answered ``PushRefused`` (its
+values: HTTP 422) or ``PushFailed`` (anything else: 503, the gate retries). Bisecting keeps the
+others' group commit: one bad push among n costs about 2·log2(n) extra transactions. Only a
+database that is gone (connection lost, shut down, cancelled) fails the whole group at once.
 """
 
 from __future__ import annotations
@@ -47,7 +57,6 @@ _STORE = """SELECT acked, stored, conflicts, event_id, adm_seqs, adm_tickets, ad
 FROM tessera_store_push($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
 _FEED = "SELECT tessera_append_feed($1, $2, $3, $4, $5)"
 _CLASH_STATE = "TS409"  # raised by tessera_store_push, the seq in DETAIL
-_MAX_TICKET = 2**63 - 1
 _GROUP_ROWS = 5000  # check-ins stored by one group transaction at most
 _DEADLOCK_RETRIES = 5
 log = logging.getLogger("syncd.checkins")
@@ -59,6 +68,49 @@ class JournalClash(Exception):
     def __init__(self, seq: int) -> None:
         super().__init__(f"seq {seq} is already stored with a different scan_id")
         self.seq = seq
+
+
+class PushRefused(Exception):
+    """Postgres refused a value of this push alone (SQLSTATE class 22 or 23); nothing of it
+    is kept. ``state`` is the SQLSTATE (or the driver's error name): no value is echoed."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"a value of this batch cannot be stored ({state})")
+        self.state = state
+
+
+class PushFailed(Exception):
+    """This push alone failed in Postgres for a reason other than its values; retry later."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"the batch could not be stored ({state}), retry")
+        self.state = state
+
+
+_GONE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shut down, cancelled, statement timeout
+    asyncpg.InterfaceError,  # connection closed under us (its DataError is a ValueError)
+)
+
+
+def _database_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` says nothing about the pushes (every member fails alike, no bisecting)."""
+    return not isinstance(exc, Exception) or (
+        isinstance(exc, _GONE) and not isinstance(exc, ValueError)
+    )
+
+
+def _member_error(exc: Exception) -> Exception:
+    """What one push alone answers when its own transaction failed with ``exc``."""
+    state = getattr(exc, "sqlstate", None) or type(exc).__name__
+    if isinstance(exc, ValueError) or state[:2] in ("22", "23"):
+        return PushRefused(state)
+    if isinstance(exc, asyncpg.PostgresError):
+        return PushFailed(state)
+    return exc  # a bug: the handler's 500 and its log line, for this push only
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +130,7 @@ def _columns(push: PushRequest) -> list[list]:
     return [
         [c.seq for c in rows],
         [bytes.fromhex(c.scan_id) for c in rows],
-        [
-            c.ticket_id if c.ticket_id is not None and c.ticket_id <= _MAX_TICKET else None
-            for c in rows
-        ],
+        [c.ticket_id for c in rows],  # bounded to bigint by CheckinIn
         [c.direction for c in rows],
         [c.outcome for c in rows],
         [c.reason for c in rows],
@@ -174,10 +223,8 @@ class Pusher:
                     continue
                 self._fail(group, JournalBusy())
                 return
-            except BaseException as exc:  # database gone, cancelled: every waiter learns it
-                self._fail(group, exc)
-                if not isinstance(exc, Exception):
-                    raise
+            except BaseException as exc:
+                await self._isolate(pool, group, exc)
                 return
             self.groups += 1
             self.pushes += len(group)
@@ -185,6 +232,27 @@ class Pusher:
                 if not waiting.done.done():
                     waiting.done.set_result(stored)
             return
+
+    async def _isolate(self, pool: asyncpg.Pool, group: list[_Waiting], exc: BaseException) -> None:
+        """The group failed with ``exc``: a database gone fails every member (and a
+        cancellation goes on up); otherwise each half is stored again on its own, so only the
+        push at fault learns of it (see the module docstring)."""
+        if _database_gone(exc):
+            self._fail(group, exc)
+            if not isinstance(exc, Exception):
+                raise exc
+            return
+        assert isinstance(exc, Exception)
+        if len(group) == 1:
+            log.warning(
+                "push refused by Postgres",
+                extra={"gate_id": group[0].gate_id, "error": type(exc).__name__},
+            )
+            self._fail(group, _member_error(exc))
+            return
+        half = len(group) // 2
+        await self._store_group(pool, group[:half])
+        await self._store_group(pool, group[half:])
 
     @staticmethod
     def _fail(group: list[_Waiting], exc: BaseException) -> None:

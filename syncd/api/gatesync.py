@@ -36,7 +36,7 @@ from syncd.api.gates import hash_code
 from syncd.app import SETTINGS
 from syncd.auth import Principal, principal_of
 from syncd.changes import FEED_READS
-from syncd.checkins import PUSHER, JournalBusy, JournalClash
+from syncd.checkins import PUSHER, JournalBusy, JournalClash, PushFailed, PushRefused
 from syncd.http import ApiError, json_response, read_model
 from syncd.notify import NOTIFIER
 from syncd.routing import Param, op
@@ -110,10 +110,12 @@ async def enroll(request: web.Request) -> web.Response:
 
 
 def _clock_warning(request: web.Request, gate: Principal, skew: float) -> str | None:
+    """The warning for a gate whose clock is off by more than the limit. ``sent_at`` is bounded
+    (``shared.protocol.MAX_GATE_TIME``), so the skew printed has at most 11 digits."""
     limit = request.app[SETTINGS].clock_warn_seconds
     if abs(skew) <= limit:
         return None
-    log.warning("gate clock off", extra={"gate_id": gate.subject_id, "skew": round(skew, 3)})
+    log.warning("gate clock off", extra={"gate_id": gate.subject_id, "skew": round(skew, 1)})
     return f"gate clock is {skew:+.1f} s off syncd's clock (limit {limit:g} s): set its time"
 
 
@@ -137,6 +139,10 @@ async def push(request: web.Request) -> web.Response:
             raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
         except JournalBusy:
             raise ApiError(503, "busy", "check-ins of the same tickets collided, retry") from None
+        except PushRefused as exc:
+            raise ApiError(422, "push_refused", str(exc)) from None
+        except PushFailed as exc:
+            raise ApiError(503, "push_failed", str(exc)) from None
     answer = PushResponse(
         acked_seq=stored.acked_seq,
         stored=stored.stored,

@@ -1,6 +1,10 @@
 """Ticket issuance: each ticket's T1 QR (text, PNG, SVG), a printable HTML sheet, and a CSV
 export for mail-merge. QR codes are signed on demand with the key recorded on the ticket, so
 they are the same every time until the ticket is reissued (Ed25519 signatures are deterministic).
+
+The export is opened in spreadsheets, and its text comes from organisers' lists (holder names,
+references, categories, zone names): a cell a spreadsheet would run as a formula is neutralised
+as OWASP's CSV-injection advice says (``csv_cell``), and every text cell is quoted.
 """
 
 from __future__ import annotations
@@ -100,25 +104,33 @@ def _iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat() if seconds else ""
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` as a spreadsheet shows it rather than runs it: a value starting with ``=``,
+    ``+``, ``-``, ``@``, tab or CR gets a leading single quote (OWASP CSV injection); the
+    writer quotes every text cell, so separators and quotes inside stay in the cell."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def export_rows(event: asyncpg.Record, keys: dict, rows: Iterable[asyncpg.Record]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     for r in rows:
         row = {**dict(r), "event_id": event["event_id"]}
-        writer.writerow(
-            (
-                r["ticket_id"],
-                r["external_ref"],
-                r["holder"],
-                r["email"],
-                r["category"],
-                zone_names(event["zones"], r["zone"]),
-                _iso(r["valid_from"]),
-                _iso(r["valid_until"]),
-                r["status"],
-                qr_text(keys, row),
-            )
+        texts = (
+            r["external_ref"],
+            r["holder"],
+            r["email"],
+            r["category"],
+            zone_names(event["zones"], r["zone"]),
+            _iso(r["valid_from"]),
+            _iso(r["valid_until"]),
+            r["status"],
+            qr_text(keys, row),
         )
+        writer.writerow((r["ticket_id"], *map(csv_cell, texts)))
     return out.getvalue()
 
 

@@ -4,6 +4,11 @@ All figures come from the stored check-ins (what gates have pushed so far; an of
 scans count once it reconnects). "Inside" means the ticket's latest admission, by corrected
 time, is an entry. Zones are the zones of the gates that admitted (a gate created without a
 zone counts under "").
+
+Tenancy: a gate may push any ticket id. Its check-in is kept (it is the gate's record) and
+counts in the totals as an unknown ticket, but every join to ``tickets`` is on the event's own
+rows (``t.event_id`` = the event), so another event's ticket (another organisation's) never
+lends its category or anything else: categories count the event's own tickets only.
 """
 
 from __future__ import annotations
@@ -39,12 +44,13 @@ SELECT g.gate_id, g.name, g.zone, g.skew, g.last_push_at, g.acked_seq,
        count(c.*) FILTER (WHERE c.conflict) AS conflicts,
        (SELECT count(*) FROM latest l WHERE l.gate_id = g.gate_id AND l.direction = 'in')
            AS inside
-FROM gates g LEFT JOIN checkins c ON c.gate_id = g.gate_id
+FROM gates g LEFT JOIN checkins c ON c.event_id = $1 AND c.gate_id = g.gate_id
 WHERE g.event_id = $1 GROUP BY g.gate_id ORDER BY g.gate_id"""
 
 _PER_CATEGORY = f"""WITH {_LATEST}
 SELECT t.category, count(*) FILTER (WHERE l.direction = 'in') AS inside, count(*) AS seen
-FROM latest l JOIN tickets t ON t.ticket_id = l.ticket_id GROUP BY t.category ORDER BY 1"""
+FROM latest l JOIN tickets t ON t.event_id = $1 AND t.ticket_id = l.ticket_id
+GROUP BY t.category ORDER BY 1"""
 
 _DENIALS = """SELECT coalesce(reason, 'unknown') AS reason, count(*) AS n FROM checkins
 WHERE event_id = $1 AND outcome = 'deny' GROUP BY 1 ORDER BY 2 DESC"""
@@ -116,14 +122,14 @@ async def stats(request: web.Request) -> web.Response:
 
 _CONFLICTS = """SELECT c.ticket_id, c.gate_id, g.name AS gate_name, c.seq, c.at, c.scanned_at,
        c.skew, c.via, e.gate_id AS entry_gate_id, eg.name AS entry_gate_name, e.at AS entry_at
-FROM checkins c JOIN gates g ON g.gate_id = c.gate_id
+FROM checkins c JOIN gates g ON g.event_id = c.event_id AND g.gate_id = c.gate_id
 LEFT JOIN LATERAL (
     SELECT gate_id, at FROM checkins p
     WHERE p.event_id = c.event_id AND p.ticket_id = c.ticket_id AND p.outcome = 'admit'
       AND p.direction = 'in' AND NOT p.conflict
       AND (p.at, p.gate_id, p.seq) < (c.at, c.gate_id, c.seq)
     ORDER BY p.at DESC, p.gate_id DESC, p.seq DESC LIMIT 1) e ON true
-LEFT JOIN gates eg ON eg.gate_id = e.gate_id
+LEFT JOIN gates eg ON eg.event_id = c.event_id AND eg.gate_id = e.gate_id
 WHERE c.event_id = $1 AND c.conflict ORDER BY c.at LIMIT $2"""
 
 

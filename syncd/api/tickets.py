@@ -106,11 +106,13 @@ async def _act(request: web.Request, action: str) -> web.Response:
             " kid = $3, nonce = CASE WHEN $4 THEN "
             + signing.NEW_NONCE_SQL.format(old="nonce")
             + " ELSE nonce END, issued_at = CASE WHEN $4 THEN now() ELSE issued_at END,"
-            f" updated_at = now() WHERE ticket_id = $1 RETURNING {TICKET_COLUMNS}",
+            " updated_at = now() WHERE ticket_id = $1 AND event_id = $5"
+            f" RETURNING {TICKET_COLUMNS}",
             ticket["ticket_id"],
             new_status,
             signer,
             renonce,
+            ticket["event_id"],
         )
         await feed.append_ticket(conn, kind, row["event_id"], row["ticket_id"])
     return json_response(ticket_json(row))
