@@ -20,11 +20,19 @@ UINT64 = 0xFFFFFFFFFFFFFFFF
 class ApiError(Exception):
     """A client-visible failure: HTTP status, stable code, English message, optional details."""
 
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers  # e.g. Retry-After of a 429 or 503
         self.details = details
 
     def body(self) -> dict[str, Any]:

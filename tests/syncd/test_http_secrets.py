@@ -1,0 +1,124 @@
+"""Issue 12.6: a malformed request never puts a secret into a log line or an error body.
+
+aiohttp's HTTP parser refuses a header with a control character or a bare LF itself, before any
+middleware, and used to quote the raw line (the whole ``Authorization: Bearer tsr_...``) in its
+400 body and in an ERROR log line with a traceback. These tests talk raw bytes to a real
+``syncd serve`` process and read its real stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from syncd.logs import SecretFilter, redact
+from tests.conftest import AMQP_URL
+from tests.syncd.conftest import MASTER_KEY
+from tests.syncd.test_serve import _free_port, _wait_healthy
+
+TOKEN = "tsr_" + "S3cretTokenText" * 3
+CREDENTIAL = "tsg_" + "GateCredential" * 3
+CODE = "ABCD-EFGH-JKLM-NPQR"
+MALFORMED = [
+    b"Authorization: Bearer " + TOKEN.encode() + b"\x01x\r\n",  # control character
+    b"Authorization: Bearer " + TOKEN.encode() + b"\nX-Next: y\r\n",  # bare LF
+    b"Authorization: Bearer " + TOKEN.encode() + b"\rX-Next: y\r\n",  # bare CR
+    b"Authorization: Bearer " + CREDENTIAL.encode() + b"\x7f\r\n",
+    b"Authorization " + TOKEN.encode() + b"\r\n",  # no colon
+    b"Authorization: Bearer " + TOKEN.encode() + b"x" * 9000 + b"\r\n",  # over-long line
+    b"X-Code: " + CODE.encode() + b"\x00\r\n",
+]
+
+
+@pytest.fixture
+def server(db_url: str) -> Iterator[tuple[int, subprocess.Popen]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SYNCD_DATABASE_URL": db_url,
+        "SYNCD_MASTER_KEY": MASTER_KEY,
+        "SYNCD_AMQP_URL": AMQP_URL,
+        "SYNCD_PORT": str(port),
+        "SYNCD_LOG_LEVEL": "DEBUG",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_malformed_headers_never_echo_or_log_the_token(
+    server: tuple[int, subprocess.Popen],
+) -> None:
+    """Scenario: a scanner sends ``Authorization: Bearer <token>\\x01`` (and six other broken
+    header lines); the 400 is JSON without the token and stderr never holds it."""
+    port, proc = server
+    answers = []
+    for header in MALFORMED:
+        path = b"/api/v1/whoami?token=" + TOKEN.encode()
+        answer = _raw(port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n")
+        answers.append(answer)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") or head.startswith(b"HTTP/1.0 400"), answer
+        assert json.loads(body)["error"] == "bad_request", answer
+        assert b"X-Content-Type-Options: nosniff" in head
+        assert b"aiohttp" not in head and b"Python" not in head, head
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    for secret in (TOKEN, CREDENTIAL, CODE, CODE.replace("-", "")):
+        assert all(secret.encode() not in a for a in answers), secret
+        assert secret not in err, secret
+    refused = [x for x in map(json.loads, err.splitlines()) if "malformed" in x["msg"]]
+    assert len(refused) == len(MALFORMED), err
+    assert "exc" not in refused[0] and refused[0]["level"] == "warning"
+
+
+def test_request_path_with_a_token_is_redacted_in_the_access_line(
+    server: tuple[int, subprocess.Popen],
+) -> None:
+    """Scenario: a careless client puts its token in the URL; the access log line hides it."""
+    port, proc = server
+    answer = _raw(port, f"GET /{TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 404") and TOKEN.encode() not in answer
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert TOKEN not in err and MASTER_KEY not in err
+    assert any('"GET /[redacted] 404"' in line for line in err.splitlines()), err
+
+
+def test_secret_filter_scrubs_exceptions_and_arguments() -> None:
+    """Scenario: some library logs an exception whose message quotes a credential."""
+    try:
+        raise ValueError(f"bad header {CREDENTIAL} and code {CODE.lower().upper()}")
+    except ValueError:
+        record = logging.LogRecord(
+            "aiohttp.web", logging.ERROR, __file__, 1, "failed %s", (TOKEN,), sys.exc_info()
+        )
+    assert SecretFilter().filter(record)
+    text = logging.Formatter().format(record)
+    assert TOKEN not in text and CREDENTIAL not in text and CODE not in text
+    assert "ValueError" in text and text.count("[redacted]") == 3
+    assert redact("event 12 gate 3 request 4f1c") == "event 12 gate 3 request 4f1c"
