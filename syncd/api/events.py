@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.ticket import public_key_to_b64
 from syncd import signing
@@ -18,21 +19,31 @@ from syncd.http import ApiError, json_response, read_model
 from syncd.routing import op
 
 Name = Field(min_length=1, max_length=200)
+Absent = SkipJsonSchema[None]  # the default of a left-out field; not a value a client may send
 
 
 class EventPatch(BaseModel):
-    """Fields of an event; on update every field is optional."""
+    """Fields of an event; on update every field is optional. Fields the event always has
+    (``Absent``) may be left out but not sent as ``null`` (422, not a NOT NULL violation);
+    ``starts_at``/``ends_at`` may be null (unknown)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    venue: str | None = Field(None, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200)] | Absent = None
+    venue: Annotated[str, Field(max_length=200)] | Absent = None
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    timezone: str | None = Field(None, max_length=64)
-    zones: list[str] | None = Field(
-        None, max_length=16, description="Zone names; zone i is bit i of a ticket's zone mask."
+    timezone: Annotated[str, Field(max_length=64)] | Absent = None
+    zones: Annotated[list[str], Field(max_length=16)] | Absent = Field(
+        None, description="Zone names; zone i is bit i of a ticket's zone mask."
     )
-    reentry: Literal["never", "after_exit", "always"] | None = None
+    reentry: Literal["never", "after_exit", "always"] | Absent = None
+
+    @field_validator("name", "venue", "timezone", "zones", "reentry")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # only an explicit null gets here; a left-out field is not validated
+            raise ValueError("may not be null (leave the field out to keep its value)")
+        return value
 
     @field_validator("timezone")
     @classmethod
