@@ -35,7 +35,7 @@ GATE_COLUMNS = (
 
 
 class GateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=200)
     zone: str = Field(default="", max_length=64, description="Zone name this gate stands at.")
 

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 
 from syncd.logs import SecretFilter, redact
-from tests.conftest import AMQP_URL
 from tests.syncd.conftest import MASTER_KEY
-from tests.syncd.test_serve import _free_port, _wait_healthy
+from tests.syncd.servekit import Served, running_syncd
 
 TOKEN = "tsr_" + "S3cretTokenText" * 3
 CREDENTIAL = "tsg_" + "GateCredential" * 3
@@ -39,26 +35,9 @@ MALFORMED = [
 
 
 @pytest.fixture
-def server(db_url: str) -> Iterator[tuple[int, subprocess.Popen]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SYNCD_DATABASE_URL": db_url,
-        "SYNCD_MASTER_KEY": MASTER_KEY,
-        "SYNCD_AMQP_URL": AMQP_URL,
-        "SYNCD_PORT": str(port),
-        "SYNCD_LOG_LEVEL": "DEBUG",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "serve"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+def server(db_url: str) -> Iterator[Served]:
+    with running_syncd(db_url, SYNCD_LOG_LEVEL="DEBUG") as running:
+        yield running
 
 
 def _raw(port: int, request: bytes) -> bytes:
@@ -71,11 +50,11 @@ def _raw(port: int, request: bytes) -> bytes:
 
 
 def test_malformed_headers_never_echo_or_log_the_token(
-    server: tuple[int, subprocess.Popen],
+    server: Served,
 ) -> None:
     """Scenario: a scanner sends ``Authorization: Bearer <token>\\x01`` (and six other broken
     header lines); the 400 is JSON without the token and stderr never holds it."""
-    port, proc = server
+    port = server.port
     answers = []
     for header in MALFORMED:
         path = b"/api/v1/whoami?token=" + TOKEN.encode()
@@ -86,8 +65,7 @@ def test_malformed_headers_never_echo_or_log_the_token(
         assert json.loads(body)["error"] == "bad_request", answer
         assert b"X-Content-Type-Options: nosniff" in head
         assert b"aiohttp" not in head and b"Python" not in head, head
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    err = server.stop()
     for secret in (TOKEN, CREDENTIAL, CODE, CODE.replace("-", "")):
         assert all(secret.encode() not in a for a in answers), secret
         assert secret not in err, secret
@@ -97,14 +75,13 @@ def test_malformed_headers_never_echo_or_log_the_token(
 
 
 def test_request_path_with_a_token_is_redacted_in_the_access_line(
-    server: tuple[int, subprocess.Popen],
+    server: Served,
 ) -> None:
     """Scenario: a careless client puts its token in the URL; the access log line hides it."""
-    port, proc = server
+    port = server.port
     answer = _raw(port, f"GET /{TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 404") and TOKEN.encode() not in answer
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    err = server.stop()
     assert TOKEN not in err and MASTER_KEY not in err
     assert any('"GET /[redacted] 404"' in line for line in err.splitlines()), err
 
