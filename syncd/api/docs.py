@@ -2,7 +2,10 @@
 
 Generated, not hand-written: the route table, the roles and the request body models are the
 same objects the server runs, and ``tests/syncd/test_openapi.py`` walks the document against the
-running app to keep the rest (status codes, error bodies) true.
+running app to keep the rest (status codes, error bodies) true. The statuses follow from each
+operation's declaration (auth: 401/403/503, path ids: 404, a body: 413/415/422, every request:
+400/429); ``CONFLICTS``, ``NEEDS_DATABASE`` and ``PRODUCES`` add what a declaration cannot say.
+``tests/syncd/test_contract_fuzz.py`` fuzzes the whole document with schemathesis.
 """
 
 from __future__ import annotations
