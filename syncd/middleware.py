@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from syncd.auth import PRINCIPAL
@@ -150,6 +151,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             503,
             {"error": "unavailable", "message": "database unavailable, retry later"},
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    except RequestPayloadError:
+        # A body aiohttp cannot decode (corrupt gzip/deflate, broken chunked encoding). The
+        # exception's text is the parser's and is not repeated.
+        return _error_response(
+            400, {"error": "bad_body", "message": "request body could not be decoded"}
         )
     except asyncpg.DataError as exc:
         # Values Postgres cannot hold (e.g. NUL in text) that slipped past validation.

@@ -6,7 +6,8 @@ and logs that message with a traceback. The message quotes the raw line, so a ma
 ``Authorization`` header put the bearer token into both. ``SafeRequestHandler`` answers such a
 request with the same JSON error shape as every other error and logs one line naming only the
 error type; ``SyncdRunner`` makes aiohttp use it. ``logs.SecretFilter`` scrubs aiohttp's own log
-lines too, for any other way the app is run.
+lines too, for any other way the app is run. A body that cannot be decoded is a 400
+(``middleware.errors``) and a warning here, not an ERROR with a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from syncd.middleware import SECURITY_HEADERS
 
@@ -52,6 +53,15 @@ class SafeRequestHandler(RequestHandler):
         response = web.json_response(body, status=status, headers=SECURITY_HEADERS)
         response.force_close()
         return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp logs a body it cannot decode (corrupt gzip, broken chunks) as an ERROR with a
+        traceback when it drains it after the answer; it is the client's fault: one warning."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError | RequestPayloadError):
+            log.warning("undecodable request body: %s", type(exc).__name__)
+            return
+        super().log_exception(*args, **kw)
 
 
 class _SafeServer(web.Server):

@@ -86,6 +86,23 @@ def test_request_path_with_a_token_is_redacted_in_the_access_line(
     assert any('"GET /[redacted] 404"' in line for line in err.splitlines()), err
 
 
+def test_undecodable_body_is_400_and_no_error_line(server: Served) -> None:
+    """Scenario: ``Content-Encoding: gzip`` over bytes that are not gzip answered 500 and logged
+    two ERROR tracebacks (the handler's read, then aiohttp draining the body)."""
+    for encoding in ("gzip", "deflate"):
+        head = (
+            f"POST /api/v1/gate/enroll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Encoding: {encoding}\r\n"
+            "Content-Length: 9\r\n\r\nnot-gzip!"
+        )
+        answer = _raw(server.port, head.encode())
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "bad_body"
+    lines = [json.loads(x) for x in server.stop().splitlines() if x.startswith("{")]
+    assert not [x for x in lines if x["level"] == "error"], lines
+    assert [x for x in lines if x["msg"].startswith("undecodable request body")]
+
+
 def test_secret_filter_scrubs_exceptions_and_arguments() -> None:
     """Scenario: some library logs an exception whose message quotes a credential."""
     try:
