@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from syncd.auth import PRINCIPAL
 from syncd.http import ApiError
-from syncd.logs import request_id
+from syncd.logs import redact, request_id
 
 log = logging.getLogger("syncd.http")
 RETRY_AFTER_SECONDS = 5  # what a 503 tells the client to wait (Postgres or RabbitMQ down)
@@ -84,7 +84,9 @@ def _route_name(request: web.Request) -> str:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
-    rid = incoming if _GOOD_ID.match(incoming) else uuid.uuid4().hex
+    # A client's id is echoed in answers and logs, so one shaped like a secret is replaced.
+    good = _GOOD_ID.match(incoming) and redact(incoming) == incoming
+    rid = incoming if good else uuid.uuid4().hex
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500

@@ -15,14 +15,16 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from syncd.logs import SecretFilter, redact
-from tests.syncd.conftest import MASTER_KEY
+from tests.syncd.conftest import MASTER_KEY, Org
 from tests.syncd.servekit import Served, running_syncd
 
 TOKEN = "tsr_" + "S3cretTokenText" * 3
 CREDENTIAL = "tsg_" + "GateCredential" * 3
 CODE = "ABCD-EFGH-JKLM-NPQR"
+BAD_AUTH = {"Authorization": "Bearer tsr_" + "x" * 43}
 MALFORMED = [
     b"Authorization: Bearer " + TOKEN.encode() + b"\x01x\r\n",  # control character
     b"Authorization: Bearer " + TOKEN.encode() + b"\nX-Next: y\r\n",  # bare LF
@@ -101,6 +103,18 @@ def test_undecodable_body_is_400_and_no_error_line(server: Served) -> None:
     lines = [json.loads(x) for x in server.stop().splitlines() if x.startswith("{")]
     assert not [x for x in lines if x["level"] == "error"], lines
     assert [x for x in lines if x["msg"].startswith("undecodable request body")]
+
+
+async def test_a_request_id_shaped_like_a_secret_is_not_echoed(
+    client: TestClient, org_a: Org
+) -> None:
+    """Scenario: a client pastes its token into X-Request-Id; the 401 body echoed it back."""
+    for rid in (TOKEN, CREDENTIAL, CODE):
+        resp = await client.get("/api/v1/whoami", headers={**BAD_AUTH, "X-Request-Id": rid})
+        body = await resp.text()
+        assert resp.status == 401 and rid not in body and rid not in resp.headers.values()
+    resp = await client.get("/api/v1/whoami", headers={**org_a.h(), "X-Request-Id": "abc-1"})
+    assert resp.headers["X-Request-Id"] == "abc-1"  # an ordinary id is kept
 
 
 def test_secret_filter_scrubs_exceptions_and_arguments() -> None:
