@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import click
-from aiohttp import web
 from pydantic import ValidationError
 
 from shared.errors import ConfigError
@@ -71,7 +71,8 @@ def migrate() -> None:
 def serve(host: str | None, port: int | None, check_config: bool) -> None:
     """Run the HTTP service."""
     from syncd.app import create_app
-    from syncd.logs import setup_logging
+    from syncd.logs import register_secret, setup_logging
+    from syncd.server import serve as serve_app
 
     settings = _settings()
     updates: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -87,7 +88,15 @@ def serve(host: str | None, port: int | None, check_config: bool) -> None:
         click.echo("configuration OK")
         return
     setup_logging(settings.log_level)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    register_secret(settings.master_key.get_secret_value() if settings.master_key else None)
+    for url in (settings.database_url, settings.amqp_url):
+        register_secret(_password(url.get_secret_value()))
+    asyncio.run(serve_app(app, settings.host, settings.port))
+
+
+def _password(url: str) -> str | None:
+    """The password in a ``scheme://user:password@host`` URL (to keep it out of the logs)."""
+    return urlsplit(url).password if "://" in url else None
 
 
 @cli.command("create-org")

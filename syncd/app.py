@@ -13,7 +13,7 @@ import importlib
 from aiohttp import web
 
 from shared.errors import ConfigError
-from syncd import auth, db, middleware, notify, ops, outbox, routing
+from syncd import auth, db, logs, middleware, notify, ops, outbox, routing, throttle
 from syncd.changes import FEED_READS, FeedReads
 from syncd.checkins import PUSHER, Pusher
 from syncd.settings import SyncdSettings
@@ -46,8 +46,22 @@ def create_app(settings: SyncdSettings) -> web.Application:
     for name in API_MODULES:
         importlib.import_module(name)
     app = web.Application(
-        middlewares=[middleware.observe, middleware.errors, auth.auth_middleware],
+        middlewares=[
+            middleware.observe,
+            middleware.errors,
+            throttle.throttle,
+            auth.auth_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
+    )
+    logs.install_filters()
+    app.on_response_prepare.append(middleware.secure_headers)
+    app[throttle.LIMITER] = throttle.FailureLimiter(
+        settings.auth_fail_burst, settings.auth_fail_per_minute, settings.auth_fail_clients
+    )
+    app[throttle.ADDRESSES] = throttle.ClientAddresses(
+        throttle.parse_networks(settings.trusted_proxies),
+        throttle.parse_networks(settings.auth_fail_exempt),
     )
     app[SETTINGS] = settings
     app[VAULT] = _vault(settings)

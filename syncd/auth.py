@@ -4,6 +4,9 @@ A credential's prefix picks its resolver (``tsr_`` API tokens here; a gate crede
 one event, registers its own prefix). Every operation names the principal kinds and the least
 role it accepts; the middleware refuses everything else before a handler runs. Tenancy (org
 scoping) is enforced in the handlers' queries, which always filter by ``principal.org_id``.
+The lookup needs Postgres; when it cannot be reached its error propagates to
+``middleware.errors``, which answers 503 with Retry-After (never a 500). Failed lookups (401)
+feed ``throttle``'s per-address limit, which sits in front of this middleware.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import pydantic_core
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -20,11 +21,19 @@ UINT64 = 0xFFFFFFFFFFFFFFFF
 class ApiError(Exception):
     """A client-visible failure: HTTP status, stable code, English message, optional details."""
 
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers  # e.g. Retry-After of a 429 or 503
         self.details = details
 
     def body(self) -> dict[str, Any]:
@@ -40,17 +49,20 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse a JSON body into ``model``: 415 wrong type, 413 too big, 400 not JSON, 422 invalid."""
+    """Parse a JSON body into ``model``: 415 wrong type, 413 too big, 400 not JSON (also: nested
+    deeper than the parser's limit of a few hundred levels, a lone UTF-16 surrogate such as
+    ``\\ud800``, invalid UTF-8), 422 invalid. The parser is pydantic-core's (in Rust, with its
+    own depth limit), never Python's recursive ``json``, so no body can raise RecursionError."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()
     # A NUL can only reach a string as the escape \u0000 (raw control characters are not JSON),
-    # so the slow walk over the parsed value runs only for the rare body that has one.
+    # so the walk over the parsed value runs only for the rare body that has one.
     if b"\\u0000" in raw:
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+            data = pydantic_core.from_json(raw)
+        except ValueError as exc:
+            raise _bad_json(str(exc)) from None
         if _has_nul(data):
             raise ApiError(422, "invalid", "text may not contain NUL characters")
     try:
@@ -58,11 +70,17 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         bad = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
         if bad is not None:
-            raise ApiError(400, "bad_json", f"body is not valid JSON: {bad['msg']}") from None
+            raise _bad_json(bad["ctx"].get("error", bad["msg"])) from None
         raise validation_error(exc) from None
 
 
+def _bad_json(problem: str) -> ApiError:
+    # The parser's message names the problem and its position, never the input text.
+    return ApiError(400, "bad_json", f"body is not valid JSON: {problem}")
+
+
 def _has_nul(value: Any) -> bool:
+    """Recursive, but only over parsed values, whose depth pydantic-core bounds."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):

@@ -1,8 +1,11 @@
-"""Request id, access log, metrics and error mapping: the outermost middlewares.
+"""Request id, access log, metrics, error mapping and response headers.
 
 Order (outermost first): ``observe`` sets the request id, times the request, logs one access
 line and counts it; ``errors`` turns every failure into a JSON body (a 500 only for bugs,
-logged with its traceback and the request id the client also sees).
+logged with its traceback and the request id the client also sees). A database that cannot be
+reached, wherever it is found out (the credential lookup runs before any handler), is a 503 with
+``Retry-After``, never a 500. ``secure_headers`` (an ``on_response_prepare`` hook, so streamed
+answers get them too) puts ``SECURITY_HEADERS`` on every answer and a script-free CSP on pages.
 """
 
 from __future__ import annotations
@@ -15,13 +18,38 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from syncd.auth import PRINCIPAL
 from syncd.http import ApiError
-from syncd.logs import request_id
+from syncd.logs import redact, request_id
 
 log = logging.getLogger("syncd.http")
+RETRY_AFTER_SECONDS = 5  # what a 503 tells the client to wait (Postgres or RabbitMQ down)
+# nosniff: a browser never runs an answer as another type; no-store: answers carry tokens,
+# credentials, enrolment codes and tickets, none of which a cache may keep; Server: no version.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Server": "syncd",
+}
+# Pages (the printable ticket sheet) are inline CSS and inline SVG: nothing else may load or run.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
+    " form-action 'none'; frame-ancestors 'none'"
+)
+# asyncpg's ways of saying "no database": refused or dropped connections, a server starting up,
+# shutting down or out of connection slots (53300), a pool closing, a timed-out connect.
+DB_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    EOFError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -56,7 +84,9 @@ def _route_name(request: web.Request) -> str:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
-    rid = incoming if _GOOD_ID.match(incoming) else uuid.uuid4().hex
+    # A client's id is echoed in answers and logs, so one shaped like a secret is replaced.
+    good = _GOOD_ID.match(incoming) and redact(incoming) == incoming
+    rid = incoming if good else uuid.uuid4().hex
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500
@@ -87,11 +117,28 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id.reset(token)
 
 
-def _error_response(status: int, body: dict) -> web.Response:
+async def secure_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the security headers on every answer the app makes."""
+    response.headers.update(SECURITY_HEADERS)
+    if response.content_type == "text/html":
+        response.headers["Content-Security-Policy"] = PAGE_CSP
+    if response.status == 503:
+        response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+
+
+def _error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> web.Response:
     body["request_id"] = request_id.get()
-    response = web.json_response(body, status=status)
+    response = web.json_response(body, status=status, headers=headers)
     response.headers["X-Request-Id"] = request_id.get()
     return response
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    code = exc.reason.lower().replace(" ", "_")
+    allow = exc.headers.get("Allow")
+    return _error_response(
+        exc.status, {"error": code, "message": exc.reason}, {"Allow": allow} if allow else None
+    )
 
 
 @web.middleware
@@ -99,7 +146,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error_response(exc.status, exc.body())
+        return _error_response(exc.status, exc.body(), exc.headers)
+    except DB_DOWN as exc:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return _error_response(
+            503,
+            {"error": "unavailable", "message": "database unavailable, retry later"},
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    except RequestPayloadError:
+        # A body aiohttp cannot decode (corrupt gzip/deflate, broken chunked encoding). The
+        # exception's text is the parser's and is not repeated.
+        return _error_response(
+            400, {"error": "bad_body", "message": "request body could not be decoded"}
+        )
     except asyncpg.DataError as exc:
         # Values Postgres cannot hold (e.g. NUL in text) that slipped past validation.
         log.warning("rejected by Postgres: %s", type(exc).__name__)
@@ -107,8 +167,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = exc.reason.lower().replace(" ", "_")
-        return _error_response(exc.status, {"error": code, "message": exc.reason})
+        return _http_error(exc)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return _error_response(500, {"error": "internal", "message": "internal error"})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -90,3 +92,37 @@ class SyncdSettings(BaseSettings):
         ge=1,
         description="A gate further behind than this many changes gets a snapshot instead.",
     )
+    auth_fail_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentication or enrolment attempts (401s) one client address may"
+        " make in a row before it gets 429 with Retry-After.",
+    )
+    auth_fail_per_minute: float = Field(
+        default=10.0,
+        gt=0,
+        description="Failed attempts per minute a client address earns back after the burst.",
+    )
+    auth_fail_clients: int = Field(
+        default=10_000,
+        ge=1,
+        description="Client addresses whose failures are tracked at once (the least recently"
+        " seen is forgotten first); bounds the limiter's memory.",
+    )
+    auth_fail_exempt: str = Field(
+        default="127.0.0.0/8,::1/128",
+        description="Comma-separated addresses/networks never limited (local tools, tests).",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated proxy addresses/networks whose X-Forwarded-For names the"
+        " client (e.g. the nginx in deploy/proxy); empty: the TCP peer is the client.",
+    )
+
+    @field_validator("auth_fail_exempt", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the entry
+        return value

@@ -2,7 +2,10 @@
 
 Generated, not hand-written: the route table, the roles and the request body models are the
 same objects the server runs, and ``tests/syncd/test_openapi.py`` walks the document against the
-running app to keep the rest (status codes, error bodies) true.
+running app to keep the rest (status codes, error bodies) true. The statuses follow from each
+operation's declaration (auth: 401/403/503, path ids: 404, a body: 413/415/422, every request:
+400/429); ``CONFLICTS``, ``NEEDS_DATABASE`` and ``PRODUCES`` add what a declaration cannot say.
+``tests/syncd/test_contract_fuzz.py`` fuzzes the whole document with schemathesis.
 """
 
 from __future__ import annotations
@@ -29,16 +32,98 @@ ERROR = {
         "request_id": {"type": "string"},
     },
 }
+INT64_MAX = (1 << 63) - 1
 _ERRORS = {
-    "400": "Bad request",
-    "401": "No or invalid token",
-    "403": "Role too low",
+    "400": "Malformed request, query or JSON",
+    "401": "No or invalid credential (or enrolment code)",
+    "403": "Credential of the wrong kind, or role too low",
     "404": "Not found (or another organisation's)",
     "409": "Conflict with current state",
     "413": "Body too large",
     "415": "Wrong content type",
     "422": "Invalid body",
+    "429": "Too many failed attempts from this address; wait Retry-After seconds",
+    "503": "Postgres (or RabbitMQ) unavailable; retry after Retry-After seconds",
 }
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+# What the route table cannot say: domain errors of particular operations (by operationId), and
+# answers in more than one media type. tests/syncd/test_contract_fuzz.py holds these true.
+CONFLICTS = {
+    "update_event",  # zones_in_use
+    "retire_key",  # key_is_signer
+    "new_gate_code",  # gate_revoked
+    "push",  # journal_clash
+    "ticket_qr",  # key_unavailable
+    "sheet",
+    "revoke_ticket",  # bad_status
+    "block_ticket",
+    "unblock_ticket",
+    "reissue_ticket",  # no_signer
+}
+NEEDS_DATABASE = {"enroll", "readyz"}  # public operations that answer 503 without Postgres
+PRODUCES = {"ticket_qr": ("text/plain", "image/png", "image/svg+xml")}
+TEXT = {"type": "string"}
+UPLOAD_SCHEMAS = {"application/json": {"type": "array", "items": {"type": "object"}}}
+SCHEMES = {
+    "token": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An organiser API token (tsr_...), from `syncd create-token` or"
+        " POST /api/v1/tokens.",
+    },
+    "gate": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A gate credential (tsg_...), from POST /api/v1/gate/enroll; it acts on"
+        " its gate's event only.",
+    },
+}
+
+
+def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
+    """Integer query parameters are read as int64 (``http.query_int``), whatever their upper
+    bound; say so where the operation does not say less."""
+    if schema.get("type") == "integer" and "maximum" not in schema:
+        return {**schema, "maximum": INT64_MAX}
+    return schema
+
+
+def _statuses(o: Operation) -> list[str]:
+    """Every status ``o`` can answer besides its success (see the module docstring)."""
+    codes = {"400", "429"}
+    if o.role is not None:
+        codes |= {"401", "403", "503"}
+    if "{" in o.path:
+        codes.add("404")
+    if o.body is not None or o.uploads:
+        codes |= {"413", "415", "422"}
+    name = o.handler.__name__
+    if name in CONFLICTS:
+        codes.add("409")
+    if name in NEEDS_DATABASE:
+        codes |= {"503"} | ({"401"} if o.body is not None else set())
+    return sorted(codes)
+
+
+def _responses(o: Operation) -> dict[str, Any]:
+    media = PRODUCES.get(o.handler.__name__, (o.produces,))
+    responses: dict[str, Any] = {
+        str(o.ok_status): {"description": "OK", "content": {m: {} for m in media}}
+    }
+    for code in _statuses(o):
+        responses[code] = {
+            "description": _ERRORS[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if code in ("429", "503"):
+            responses[code]["headers"] = _RETRY_AFTER
+    return responses
 
 
 def _operation(o: Operation, components: dict[str, Any]) -> dict[str, Any]:
@@ -51,29 +136,20 @@ def _operation(o: Operation, components: dict[str, Any]) -> dict[str, Any]:
             "name": p.name,
             "in": "query",
             "required": p.required,
-            "schema": p.schema,
+            "schema": _bounded(p.schema),
             "description": p.description,
         }
         for p in o.query
     ]
-    responses: dict[str, Any] = {
-        str(o.ok_status): {"description": "OK", "content": {o.produces: {}}}
-    }
-    for code, text in _ERRORS.items():
-        if o.role is not None or code in ("400", "404"):
-            responses[code] = {
-                "description": text,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }
     doc: dict[str, Any] = {
         "summary": o.summary,
         "operationId": o.handler.__name__,
         "tags": [o.tag],
         "parameters": params,
-        "responses": responses,
+        "responses": _responses(o),
     }
     if o.role is not None:
-        doc["security"] = [{"bearer": []}]
+        doc["security"] = [{kind: []} for kind in sorted(o.principals)]
         doc["x-tessera-role"] = o.role
     if o.body is not None:
         schema = o.body.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -88,7 +164,7 @@ def _operation(o: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if o.uploads:
         doc["requestBody"] = {
             "required": True,
-            "content": {t: {"schema": {"type": "string"}} for t in o.uploads},
+            "content": {t: {"schema": UPLOAD_SCHEMAS.get(t, TEXT)} for t in o.uploads},
         }
     return doc
 
@@ -108,7 +184,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": SCHEMES,
         },
     }
 

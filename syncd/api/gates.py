@@ -35,7 +35,7 @@ GATE_COLUMNS = (
 
 
 class GateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=200)
     zone: str = Field(default="", max_length=64, description="Zone name this gate stands at.")
 
@@ -107,25 +107,36 @@ async def list_gates(request: web.Request) -> web.Response:
     return json_response({"gates": [gate_json(r) for r in rows]})
 
 
-async def _update_gate(request: web.Request, sets: str, *args: Any) -> asyncpg.Record:
+async def _update_gate(
+    request: web.Request, sets: str, *args: Any, active_only: bool = False
+) -> asyncpg.Record:
+    """Update the path's gate; 404 if the event has no such gate. ``active_only``: a revoked
+    gate is left untouched and the answer is 409 (nothing is written for it)."""
     await load_event(pool(request), request)
     gate_id = path_int(request, "gate_id", UINT64 >> 1)
+    guard = " AND revoked_at IS NULL" if active_only else ""
     row = await pool(request).fetchrow(
-        f"UPDATE gates SET {sets} WHERE gate_id = $1 AND event_id = $2 RETURNING {GATE_COLUMNS}",
+        f"UPDATE gates SET {sets} WHERE gate_id = $1 AND event_id = $2{guard}"
+        f" RETURNING {GATE_COLUMNS}",
         gate_id,
         event_id_of(request),
         *args,
     )
-    if row is None:
-        raise not_found("gate")
-    return row
+    if row is not None:
+        return row
+    exists = await pool(request).fetchval(
+        "SELECT true FROM gates WHERE gate_id = $1 AND event_id = $2", gate_id, event_id_of(request)
+    )
+    if exists:
+        raise ApiError(409, "gate_revoked", "this gate is revoked; create a new gate")
+    raise not_found("gate")
 
 
 @op(
     "POST",
     "/api/v1/events/{event_id}/gates/{gate_id}/code",
     "New one-time enrolment code (e.g. a replaced device); enrolling with it replaces the"
-    " gate's credential.",
+    " gate's credential. A revoked gate gets none (409).",
     role="organiser",
     tag="gates",
 )
@@ -136,9 +147,8 @@ async def new_gate_code(request: web.Request) -> web.Response:
         "code_hash = $3, code_expires_at = $4",
         hash_code(code),
         _expiry(request),
+        active_only=True,
     )
-    if row["revoked_at"] is not None:
-        raise ApiError(409, "gate_revoked", "this gate is revoked; create a new gate")
     return json_response({**gate_json(row), "code": code})
 
 

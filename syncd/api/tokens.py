@@ -22,7 +22,7 @@ log = logging.getLogger("syncd.tokens")
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "organiser", "viewer"]
 

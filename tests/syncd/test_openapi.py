@@ -127,3 +127,27 @@ async def test_unknown_route_and_method_are_json(client: TestClient, org_a: Org)
     await _expect_4xx(client, "GET", "/api/v1/nothing", headers=org_a.h())
     await _expect_4xx(client, "DELETE", "/api/v1/events", headers=org_a.h())
     await _expect_4xx(client, "PUT", "/healthz")
+
+
+def test_document_states_statuses_media_types_and_auth() -> None:
+    """Every operation lists what it can answer; gate operations take the gate scheme."""
+    doc = openapi_document()
+    assert set(doc["components"]["securitySchemes"]) == {"token", "gate"}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            assert {"400", "429"} <= codes, (method, path)
+            if "security" in op:
+                assert {"401", "403", "503"} <= codes, (method, path)
+                kinds = {k for alt in op["security"] for k in alt}
+                assert kinds == ({"gate"} if path.startswith("/api/v1/gate/") else {"token"})
+            if "requestBody" in op:
+                assert {"413", "415", "422"} <= codes, (method, path)
+            for code in ("429", "503"):
+                if code in codes:
+                    assert op["responses"][code]["headers"]["Retry-After"]["required"]
+    qr = doc["paths"]["/api/v1/events/{event_id}/tickets/{ticket_id}/qr"]["get"]
+    assert set(qr["responses"]["200"]["content"]) == {"text/plain", "image/png", "image/svg+xml"}
+    enroll = doc["paths"]["/api/v1/gate/enroll"]["post"]
+    assert "security" not in enroll and {"401", "503"} <= set(enroll["responses"])
+    assert "409" in doc["paths"]["/api/v1/events/{event_id}"]["patch"]["responses"]
