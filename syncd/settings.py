@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +48,11 @@ class SyncdSettings(BaseSettings):
         ge=1024,
         description="Most characters in one list record (a CSV record, JSON element or NDJSON"
         " line); a longer one is a 422 naming its row and column.",
+    )
+    list_spool_dir: Path | None = Field(
+        default=None,
+        description="Directory for list uploads while they are checked (default: the system's"
+        " temp directory).",
     )
     upload_timeout: float = Field(
         default=300.0, gt=0, description="Seconds a list upload may take to arrive (then 408)."

@@ -66,7 +66,7 @@ async def _push_list(request: web.Request) -> web.Response:
     checker = RowChecker(event["zones"], event["timezone"], settings.max_list_errors)
     with (
         request.app[spool.UPLOADS].hold(principal_of(request).org_id),
-        tempfile.TemporaryDirectory(prefix="syncd-list-") as tmp,
+        tempfile.TemporaryDirectory(prefix="syncd-list-", dir=settings.list_spool_dir) as tmp,
     ):
         body, copy_file = Path(tmp, "body"), Path(tmp, "copy.csv")
         size = await spool.receive(request, body, settings.max_list_bytes, settings.upload_timeout)
