@@ -21,7 +21,7 @@ from syncd.app import SETTINGS
 from syncd.auth import principal_of
 from syncd.http import ApiError, json_response, query_flag
 from syncd.lists import parse, push, spool
-from syncd.lists.apply import PushResult
+from syncd.lists.apply import Phases, PushResult
 from syncd.lists.rows import RowChecker
 from syncd.logs import request_id
 from syncd.middleware import METRICS
@@ -69,12 +69,17 @@ async def _push_list(request: web.Request) -> web.Response:
         tempfile.TemporaryDirectory(prefix="syncd-list-", dir=settings.list_spool_dir) as tmp,
     ):
         body, copy_file = Path(tmp, "body"), Path(tmp, "copy.csv")
+        phases = Phases()
         size = await spool.receive(request, body, settings.max_list_bytes, settings.upload_timeout)
+        phases.mark("receive")
         rows = await parse.check_off_loop(
             body, copy_file, request.content_type, checker, _limits(settings)
         )
+        phases.mark("parse")
         _raise_problems(checker)
-        job, result = await _apply(request, event, rows, copy_file, complete, dry_run)
+        job, result = await _apply(
+            request, event, push.Checked(rows, copy_file, phases), complete, dry_run
+        )
     outcome = {**result.to_json(), "complete": complete, "dry_run": dry_run}
     extra = {"event_id": event["event_id"], "bytes": size, "phases": job.phases.seconds}
     log.info("list pushed", extra={**extra, **outcome})
@@ -87,8 +92,7 @@ async def _push_list(request: web.Request) -> web.Response:
 async def _apply(
     request: web.Request,
     event: asyncpg.Record,
-    rows: int,
-    copy_file: Path,
+    checked: push.Checked,
     complete: bool,
     dry_run: bool,
 ) -> tuple[push.PushJob, PushResult]:
@@ -106,8 +110,7 @@ async def _apply(
                 conn,
                 event["event_id"],
                 complete,
-                rows,
-                copy_file,
+                checked,
                 lock,
                 settings.list_statement_timeout,
                 settings.list_batch_rows,
@@ -117,6 +120,14 @@ async def _apply(
                 raise _Rollback
     except _Rollback:
         pass
+    except asyncpg.QueryCanceledError:
+        raise spool.Refusal(
+            503,
+            "list_apply_timeout",
+            "applying the list took longer than SYNCD_LIST_STATEMENT_TIMEOUT allows;"
+            " nothing was changed",
+            headers={"Retry-After": str(spool.RETRY_AFTER_SECONDS * 12)},
+        ) from None
     return job, result
 
 

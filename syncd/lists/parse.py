@@ -291,6 +291,18 @@ def unsupported() -> ApiError:
     )
 
 
+def _batches(records: Iterator[Record], size: int = 8192) -> Iterator[list[Record]]:
+    """Records in lists of ``size``: writing and hashing a list at a time is C-level work."""
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def check_list(
     body: Path, copy_file: Path, media_type: str, checker: RowChecker, limits: Limits
 ) -> int:
@@ -304,10 +316,10 @@ def check_list(
         body.open(encoding="utf-8-sig", newline="") as src,
         copy_file.open("w", encoding="utf-8", newline="") as dst,
     ):
-        write = csv.writer(dst, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow
-        for record in reader.records(src):
-            write(record)
-            duplicates.add(record[0], record[1])
+        write = csv.writer(dst, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows
+        for batch in _batches(reader.records(src)):
+            write(batch)
+            duplicates.add(batch)
     body.unlink()  # halves the disk a list takes while it is applied
     for p in duplicates.problems(copy_file, checker.max_problems):
         checker.add(p.row, p.column, p.problem)

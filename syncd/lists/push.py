@@ -10,7 +10,7 @@ transaction back.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -20,17 +20,28 @@ from syncd.lists import apply
 BATCH_ROWS = 50_000
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A list that passed every check: ``rows`` records numbered 1..rows in ``copy_file``."""
+
+    rows: int
+    copy_file: Path
+    phases: apply.Phases
+
+
 @dataclass
 class PushJob:
     conn: asyncpg.Connection
     event_id: int
     complete: bool
-    rows: int  # good rows in ``copy_file``, numbered 1..rows
-    copy_file: Path
+    checked: Checked
     lock: Callable[[], Awaitable[bytes]]  # locks the event row, returns the signer kid
     statement_timeout: float = 600.0
     batch_rows: int = BATCH_ROWS
-    phases: apply.Phases = field(default_factory=apply.Phases)
+
+    @property
+    def phases(self) -> apply.Phases:
+        return self.checked.phases
 
 
 async def run(job: PushJob) -> apply.PushResult:
@@ -38,14 +49,15 @@ async def run(job: PushJob) -> apply.PushResult:
     conn, result = job.conn, apply.PushResult()
     await conn.execute(f"SET LOCAL statement_timeout = '{int(job.statement_timeout * 1000)}ms'")
     await apply.create_stage(conn)
-    job.phases.mark("start")
-    await apply.copy_file(conn, job.copy_file)
+    job.phases.mark("connect")
+    await apply.copy_file(conn, job.checked.copy_file)
     job.phases.mark("copy")
     signer, base = await _lock(job)
     fresh = not await apply.has_tickets(conn, job.event_id)
     analyzed = False
-    for first in range(1, job.rows + 1, job.batch_rows):
-        batch = range(first, min(first + job.batch_rows, job.rows + 1))
+    rows = job.checked.rows
+    for first in range(1, rows + 1, job.batch_rows):
+        batch = range(first, min(first + job.batch_rows, rows + 1))
         counts = await apply.apply_batch(conn, job.event_id, signer, base, batch, fresh)
         for key, n in counts.items():
             result.counts[key] = result.counts.get(key, 0) + n

@@ -8,13 +8,16 @@ No database is involved, so a list with a duplicate is refused before a connecti
 from __future__ import annotations
 
 import csv
+import operator
 from array import array
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from syncd.lists.rows import Problem
+from syncd.lists.rows import Problem, Record
+
+_ROW, _REF = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class Duplicates:
@@ -24,9 +27,10 @@ class Duplicates:
         self._hashes = array("q")
         self._rows = array("q")
 
-    def add(self, row: int, ref: str) -> None:
-        self._hashes.append(hash(ref))
-        self._rows.append(row)
+    def add(self, records: list[Record]) -> None:
+        """Note the references of ``records`` (row first, reference second)."""
+        self._hashes.extend(map(hash, map(_REF, records)))
+        self._rows.extend(map(_ROW, records))
 
     def suspects(self) -> set[int]:
         """Row numbers whose reference hash is not unique (a superset of the duplicates)."""
