@@ -25,6 +25,7 @@ from tests.syncd.conftest import Org, create_event, push
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets, send
 
 HEADER = "external_ref,holder_name,email,category,zones,valid_from,valid_until\n"
+NDJSON = "application/x-ndjson"
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -330,3 +331,31 @@ async def test_pool_sessions_carry_the_timeouts(make_client: Callable) -> None:
             await conn.execute("SELECT 1")  # Postgres ended the idle transaction's session
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT 1") == 1  # the pool replaced it
+
+
+async def test_long_json_rows_and_trailing_text_are_named_errors(
+    client: TestClient, org_a: Org
+) -> None:
+    """A JSON element or NDJSON line past the record limit is a 422 naming its row; text after
+    the array is a 400, never a wait for more input."""
+    eid = (await create_event(client, org_a))["event_id"]
+    long = json.dumps({"external_ref": "L2", "holder": "h" * 100_000})
+    rows = '[{"external_ref": "L1"}, ' + long + "]"
+    status, body = await push(client, org_a, eid, rows, "application/json")
+    assert status == 422 and body["problems"][0]["row"] == 2, body
+    status, body = await push(client, org_a, eid, '{"external_ref": "L1"}\n' + long, NDJSON)
+    assert status == 422 and body["problems"][0]["row"] == 2, body
+    status, body = await push(client, org_a, eid, '[{"external_ref": "L1"}] []', "application/json")
+    assert status == 400 and body["error"] == "bad_json"
+
+
+async def test_crlf_and_bom_lists_still_parse(client: TestClient, org_a: Org) -> None:
+    """The bounded line reader keeps Windows line ends, quoted CRLFs and a UTF-8 BOM working."""
+    eid = (await create_event(client, org_a))["event_id"]
+    text = '\ufeffexternal_ref,holder_name\r\nW1,"two\r\nlines"\r\nW2,Ann\r\n'
+    status, body = await push(client, org_a, eid, text.encode())
+    assert status == 200 and body["added"] == 2, body
+    resp = await client.get(
+        f"/api/v1/events/{eid}/tickets", params={"external_ref": "W1"}, headers=org_a.h()
+    )
+    assert (await resp.json())["tickets"][0]["holder_name"] == "two\r\nlines"
