@@ -2,8 +2,8 @@
 
 The order is the defence (DESIGN.md section 7): size announced (413), media type (415), the
 event (404, one short query), an upload slot of the organisation (429), the body under a
-deadline into a temp file (408/413/400), parsing in a thread (422/400/413), and only then one
-pooled connection and transaction for the apply.
+deadline into a temp file (408/413/400), parsing in a worker process (422/400/413), and only
+then one pooled connection and transaction for the apply.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from syncd.api.common import load_event, pool
 from syncd.app import SETTINGS
 from syncd.auth import principal_of
 from syncd.http import ApiError, json_response, query_flag
-from syncd.lists import parse, push, spool
+from syncd.lists import parse, push, spool, worker
 from syncd.lists.apply import Phases, PushResult
 from syncd.lists.rows import RowChecker
 from syncd.logs import request_id
@@ -72,7 +72,7 @@ async def _push_list(request: web.Request) -> web.Response:
         phases = Phases()
         size = await spool.receive(request, body, settings.max_list_bytes, settings.upload_timeout)
         phases.mark("receive")
-        rows = await parse.check_off_loop(
+        rows = await worker.check_off_loop(
             body, copy_file, request.content_type, checker, _limits(settings)
         )
         phases.mark("parse")

@@ -1,27 +1,25 @@
 """Parsing a spooled attendee list (CSV, JSON array or NDJSON) into checked records.
 
-Runs in a worker thread over a complete spool file already known to be UTF-8 (``spool``): never
-on the event loop, never while a database connection is held. Linear in the input and bounded in
-memory whatever arrives: CSV goes through the csv module's state machine fed one physical line
-at a time, a JSON array is walked one element at a time with ``raw_decode`` over a window of at
-most one element, NDJSON line by line. One record (a CSV record, a JSON element, an NDJSON line)
-is at most ``Limits.record_chars`` characters: a longer one stops the parse with a problem naming
-its row and column (an unclosed quote shows up this way). Each row goes through ``RowChecker``;
-good rows are yielded even after a bad one (the push is then refused whole), so the client gets
-every problem, duplicates included, in one answer.
+Runs in a worker process (``worker``) over a complete spool file already known to be UTF-8
+(``spool``): never on the event loop, never while a database connection is held. Linear in the
+input and bounded in memory whatever arrives: CSV goes through the csv module's state machine
+fed one physical line at a time, a JSON array is walked one element at a time with
+``raw_decode`` over a window of at most one element, NDJSON line by line. One record (a CSV
+record, a JSON element, an NDJSON line) is at most ``Limits.record_chars`` characters: a longer
+one stops the parse with a problem naming its row and column (an unclosed quote shows up this
+way). Each row goes through ``RowChecker``; good rows are yielded even after a bad one (the
+push is then refused whole), so the client gets every problem, duplicates included, in one
+answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import functools
 import json
 import operator
 import re
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,8 +35,6 @@ MEDIA_TYPES = CSV_TYPES + JSON_TYPES + NDJSON_TYPES
 CHUNK_CHARS = 1 << 16
 _DECODER = json.JSONDecoder()
 _SKIP = re.compile(r"[ \t\r\n,]*")
-_PARSERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="syncd-list-parse")
-"""Lists parsed at once per replica (more wait): parsing never starves ``asyncio.to_thread``."""
 
 # Record size is bounded by ``_Lines``; csv's own (process-wide) limit turned a field over
 # 131,072 characters into an unhandled csv.Error, so it is lifted here.
@@ -309,7 +305,7 @@ def check_list(
     """Parse and check the spooled ``body``; write its good records to ``copy_file`` as CSV
     for COPY into ``stage``; return the row count. Problems (duplicates included) collect in
     ``checker``; a list without rows is one, since a complete push of it would revoke every
-    ticket. Deletes ``body`` when done. Blocking: run it with ``check_off_loop``."""
+    ticket. Deletes ``body`` when done. Blocking: ``worker.check_off_loop`` runs it."""
     reader = reader_for(media_type, checker, limits)
     duplicates = Duplicates()
     with (
@@ -326,11 +322,3 @@ def check_list(
     if not reader.rows and not checker.problem_count:
         checker.add(0, "(rows)", "the list has no rows (a complete push would revoke every ticket)")
     return reader.rows
-
-
-async def check_off_loop(
-    body: Path, copy_file: Path, media_type: str, checker: RowChecker, limits: Limits
-) -> int:
-    """``check_list`` in a parser thread, so the event loop keeps answering meanwhile."""
-    job = functools.partial(check_list, body, copy_file, media_type, checker, limits)
-    return await asyncio.get_running_loop().run_in_executor(_PARSERS, job)

@@ -3,7 +3,7 @@
 An announced Content-Length over the limit is refused before a byte is read (413); the body is
 read under one deadline (``upload_timeout``, 408) into a temporary file, checked to be UTF-8 on
 the way (400) and cut off past ``max_list_bytes`` (413). Only then does the handler parse it (in
-a thread) and take a database connection: a client that sends slowly or stops holds no pool
+a worker process) and take a database connection: a client that sends slowly or stops holds no pool
 connection, no transaction and no lock, only one of its organisation's upload slots
 (``UploadSlots``, 429 past the limit), so it can slow down no other tenant.
 """
