@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -47,13 +48,25 @@ class Task:
     limits: Limits
 
 
-def _executor() -> ProcessPoolExecutor:
+_starting = threading.Lock()
+
+
+def _start() -> ProcessPoolExecutor:
+    """The pool, its forkserver running (starting it imports this package: about a second,
+    so it happens in a thread, never on the loop)."""
     global _pool
-    if _pool is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["syncd.lists.worker"])
-        _pool = ProcessPoolExecutor(WORKERS, mp_context=context)
-    return _pool
+    with _starting:
+        if _pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["syncd.lists.worker"])
+            pool = ProcessPoolExecutor(WORKERS, mp_context=context)
+            pool.submit(int).result()
+            _pool = pool
+        return _pool
+
+
+async def _executor() -> ProcessPoolExecutor:
+    return _pool if _pool is not None else await asyncio.to_thread(_start)
 
 
 def run(task: Task) -> Outcome:
@@ -76,7 +89,7 @@ async def check_off_loop(
     global _pool
     try:
         outcome = await asyncio.get_running_loop().run_in_executor(
-            _executor(), functools.partial(run, task)
+            await _executor(), functools.partial(run, task)
         )
     except BrokenProcessPool:
         _pool = None  # a worker died (killed?): the next list starts fresh workers
