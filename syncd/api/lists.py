@@ -61,7 +61,7 @@ async def _push_list(request: web.Request) -> web.Response:
     complete, dry_run = query_flag(request, "complete"), query_flag(request, "dry_run")
     spool.refuse_announced_size(request, settings.max_list_bytes)
     if request.content_type not in parse.MEDIA_TYPES:
-        raise parse.unsupported()
+        raise ApiError(415, "unsupported_media_type", parse.UNSUPPORTED)
     event = await load_event(pool(request), request)
     checker = RowChecker(event["zones"], event["timezone"], settings.max_list_errors)
     with (

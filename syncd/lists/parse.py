@@ -20,18 +20,18 @@ import operator
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from syncd.http import ApiError
 from syncd.lists.refs import Duplicates
-from syncd.lists.rows import COLUMNS, Record, RowChecker, canonical_column
+from syncd.lists.rows import COLUMNS, Problem, Record, RowChecker, canonical_column
 
 CSV_TYPES = ("text/csv",)
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl")
 MEDIA_TYPES = CSV_TYPES + JSON_TYPES + NDJSON_TYPES
+UNSUPPORTED = f"send the list as one of: {', '.join(MEDIA_TYPES)}"
 CHUNK_CHARS = 1 << 16
 _DECODER = json.JSONDecoder()
 _SKIP = re.compile(r"[ \t\r\n,]*")
@@ -39,6 +39,15 @@ _SKIP = re.compile(r"[ \t\r\n,]*")
 # Record size is bounded by ``_Lines``; csv's own (process-wide) limit turned a field over
 # 131,072 characters into an unhandled csv.Error, so it is lifted here.
 csv.field_size_limit(sys.maxsize)
+
+
+class ListError(Exception):
+    """A list refused whole, for a status other than the 422 of row problems. Plain values
+    only (it crosses from a worker process); ``worker`` turns it into an ``ApiError``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, code, message)
+        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +71,7 @@ class _Reader:
     def _next_row(self) -> int:
         self.rows += 1
         if self.rows > self.limits.rows:
-            raise ApiError(413, "too_many_rows", f"the list has more than {self.limits.rows} rows")
+            raise ListError(413, "too_many_rows", f"the list has more than {self.limits.rows} rows")
         return self.rows
 
     def _too_long(self, row: int, column: str) -> None:
@@ -197,13 +206,13 @@ class JsonRows(_Reader):
         try:
             return _DECODER.raw_decode(text, pos)
         except RecursionError:
-            raise ApiError(
+            raise ListError(
                 400, "bad_json", f"row {self.rows + ahead + 1}: nested too deep to be a list row"
             ) from None
 
-    def _bad(self, exc: json.JSONDecodeError, ahead: int = 0) -> ApiError:
+    def _bad(self, exc: json.JSONDecodeError, ahead: int = 0) -> ListError:
         row = self.rows + ahead + 1
-        return ApiError(400, "bad_json", f"row {row}: not valid JSON ({exc.msg})")
+        return ListError(400, "bad_json", f"row {row}: not valid JSON ({exc.msg})")
 
     def records(self, src: TextIO) -> Iterator[Record]:
         for value in self._ndjson(src) if self.lines else self._array(src):
@@ -223,7 +232,7 @@ class JsonRows(_Reader):
                 except json.JSONDecodeError as exc:
                     raise self._bad(exc) from None
                 if line[end:].strip():
-                    raise ApiError(400, "bad_json", f"row {self.rows + 1}: one value per line")
+                    raise ListError(400, "bad_json", f"row {self.rows + 1}: one value per line")
                 yield value
 
     def _array(self, src: TextIO) -> Iterator[Any]:
@@ -237,19 +246,19 @@ class JsonRows(_Reader):
                 if not buf:
                     continue
                 if buf[0] != "[":
-                    raise ApiError(400, "bad_json", "a JSON list must be an array of objects")
+                    raise ListError(400, "bad_json", "a JSON list must be an array of objects")
                 buf, opened = buf[1:], True
             items, buf = self._items(buf, final)
             yield from items
             if buf[:1] == "]":
                 if buf[1:].strip():
-                    raise ApiError(400, "bad_json", "text after the end of the JSON array")
+                    raise ListError(400, "bad_json", "text after the end of the JSON array")
                 buf = "]"
             elif len(buf) > self.limits.record_chars:
                 self._too_long(self.rows + 1, "(row)")
                 return
         if not opened or buf != "]":
-            raise ApiError(400, "bad_json", "the JSON array is not closed with ']'")
+            raise ListError(400, "bad_json", "the JSON array is not closed with ']'")
 
     def _items(self, buf: str, final: bool) -> tuple[list[Any], str]:
         """Decode complete elements at the front of ``buf``; return them and the rest."""
@@ -281,10 +290,8 @@ def reader_for(media_type: str, checker: RowChecker, limits: Limits) -> CsvRows 
     raise unsupported()
 
 
-def unsupported() -> ApiError:
-    return ApiError(
-        415, "unsupported_media_type", f"send the list as one of: {', '.join(MEDIA_TYPES)}"
-    )
+def unsupported() -> ListError:
+    return ListError(415, "unsupported_media_type", UNSUPPORTED)
 
 
 def _batches(records: Iterator[Record], size: int = 8192) -> Iterator[list[Record]]:
@@ -322,3 +329,34 @@ def check_list(
     if not reader.rows and not checker.problem_count:
         checker.add(0, "(rows)", "the list has no rows (a complete push would revoke every ticket)")
     return reader.rows
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What a worker process needs to check one list: paths and plain values."""
+
+    body: Path
+    copy_file: Path
+    media_type: str
+    zones: list[str]
+    timezone: str
+    max_problems: int
+    limits: Limits
+
+
+@dataclass
+class Outcome:
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    error: ListError | None = None
+
+
+def run_task(task: Task) -> Outcome:
+    """In a worker process: ``check_list`` with a fresh checker; never raises for bad input."""
+    checker = RowChecker(task.zones, task.timezone, task.max_problems)
+    try:
+        rows = check_list(task.body, task.copy_file, task.media_type, checker, task.limits)
+    except ListError as exc:
+        return Outcome(error=exc)
+    return Outcome(rows, checker.problems, checker.problem_count)
