@@ -16,6 +16,7 @@ from shared.errors import ConfigError
 from syncd import auth, db, logs, middleware, notify, ops, outbox, routing, throttle
 from syncd.changes import FEED_READS, FeedReads
 from syncd.checkins import PUSHER, Pusher
+from syncd.lists.spool import UPLOADS, UploadSlots
 from syncd.settings import SyncdSettings
 from syncd.vault import KeyVault
 
@@ -69,12 +70,14 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app[auth.RESOLVERS] = auth.default_resolvers()
     app[PUSHER] = Pusher(settings.push_concurrency)
     app[FEED_READS] = FeedReads()
+    app[UPLOADS] = UploadSlots(settings.uploads_per_org)
     app.cleanup_ctx.append(
         db.PoolCtx(
             settings.database_url.get_secret_value(),
             settings.pool_min,
             settings.pool_max,
             settings.check_schema,
+            db.Timeouts(settings.db_statement_timeout, settings.db_idle_in_transaction_timeout),
         )
     )
     app.cleanup_ctx.append(notify.notifier_ctx(settings.database_url.get_secret_value()))

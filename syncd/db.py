@@ -84,10 +84,33 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Server-side limits of every pooled session, in seconds: no statement runs longer than
+    ``statement``, no transaction stays idle longer than ``idle_in_transaction`` (Postgres
+    ends the session and frees its locks). A long legitimate job raises its own limit with
+    ``SET LOCAL statement_timeout`` (the list push does)."""
+
+    statement: float = 60.0
+    idle_in_transaction: float = 60.0
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": str(int(self.statement * 1000)),
+            "idle_in_transaction_session_timeout": str(int(self.idle_in_transaction * 1000)),
+        }
+
+
+async def create_pool(
+    url: str, min_size: int = 1, max_size: int = 10, timeouts: Timeouts | None = None
+) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            server_settings=(timeouts or Timeouts()).server_settings(),
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"cannot connect to Postgres: {type(exc).__name__}: {exc}") from exc
@@ -106,9 +129,10 @@ class PoolCtx:
     min_size: int
     max_size: int
     check_schema: bool
+    timeouts: Timeouts = Timeouts()
 
     async def __call__(self, app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(self.url, self.min_size, self.max_size)
+        pool = await create_pool(self.url, self.min_size, self.max_size, self.timeouts)
         try:
             if self.check_schema:
                 async with pool.acquire() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,13 +34,48 @@ class SyncdSettings(BaseSettings):
         default=1 << 20, ge=1024, description="Limit for JSON request bodies."
     )
     max_list_bytes: int = Field(
-        default=1 << 30, ge=1024, description="Limit for one attendee list upload (streamed)."
+        default=256 << 20,
+        ge=1024,
+        description="Limit for one attendee list upload (spooled to a temp file before parsing).",
     )
     max_list_errors: int = Field(
         default=1000, ge=1, description="Row errors reported for a bad list."
     )
+    list_max_rows: int = Field(
+        default=2_000_000, ge=1, description="Most rows in one attendee list (more: 413)."
+    )
+    list_max_record_chars: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Most characters in one list record (a CSV record, JSON element or NDJSON"
+        " line); a longer one is a 422 naming its row and column.",
+    )
+    list_spool_dir: Path | None = Field(
+        default=None,
+        description="Directory for list uploads while they are checked (default: the system's"
+        " temp directory).",
+    )
+    upload_timeout: float = Field(
+        default=300.0, gt=0, description="Seconds a list upload may take to arrive (then 408)."
+    )
+    uploads_per_org: int = Field(
+        default=2, ge=1, description="List uploads one organisation runs at once per replica."
+    )
+    list_statement_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Postgres statement_timeout (seconds) inside a list push's transaction.",
+    )
+    db_statement_timeout: float = Field(
+        default=60.0, gt=0, description="Postgres statement_timeout (seconds) of pooled sessions."
+    )
+    db_idle_in_transaction_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Postgres idle_in_transaction_session_timeout (seconds) of pooled sessions.",
+    )
     list_batch_rows: int = Field(
-        default=50_000, ge=1, description="Rows per batch applied while the rest is parsed."
+        default=50_000, ge=1, description="Rows per statement when a checked list is applied."
     )
     log_level: str = Field(default="INFO", description="Python log level.")
     check_schema: bool = Field(

@@ -1,30 +1,24 @@
 """The SQL of a list push, set-based, inside the caller's transaction (``push`` drives it).
 
-1. COPY each batch of records into a temporary ``stage`` table (binary COPY), noting a 64-bit
-   hash of each external reference on the way (``Duplicates``).
-2. Refuse duplicate external references within the file: only rows whose hashes collide are
-   looked up in ``stage`` to confirm and report them.
-3. Take the event row lock (serialises pushes and feed writers of this event), then per batch
+1. COPY the checked records (``parse.check_list`` wrote them, duplicates already refused) into a
+   temporary ``stage`` table in one statement.
+2. Take the event row lock (serialises pushes and feed writers of this event), then per batch
    one statement joins the batch's stage rows to the current tickets and classifies each row:
    added, reissued
    (admission-relevant change: zone, validity, holder, or reinstating a ticket a complete push
    had revoked), updated (category or email), same; it inserts, updates and appends the change
    feed (``INSERT ... SELECT``) from that one materialised plan.
-4. A complete push then revokes the event's tickets missing from the file.
+3. A complete push then revokes the event's tickets missing from the file.
 """
 
 from __future__ import annotations
 
 import time
-from array import array
-from collections import defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
-import numpy as np
 
-from syncd.lists.rows import Problem, Record
 from syncd.signing import NEW_NONCE_SQL
 
 STAGE = """CREATE TEMP TABLE stage (
@@ -88,8 +82,7 @@ INSERT INTO change_feed (event_id, seq, kind, ticket_id)
 SELECT $1, $3 + row_number() OVER (ORDER BY row_no), 'ticket.added', ticket_id FROM p
 )
 SELECT 'added' AS change, count(*) AS n FROM p"""
-"""The first list of an event: every row is new, so no lookup. A repeated reference fails the
-unique index; the caller applies this under a savepoint and reports the duplicate."""
+"""The first list of an event: every row is new (the file has no duplicates), so no lookup."""
 
 REVOKE_MISSING = """WITH gone AS (
     UPDATE tickets t SET status = 'revoked', status_source = 'push', updated_at = now()
@@ -117,48 +110,6 @@ class Phases:
         self._last = now
 
 
-class Duplicates:
-    """Finds repeated external references with 16 bytes per row instead of a set of strings."""
-
-    def __init__(self) -> None:
-        self._hashes = array("q")
-        self._rows = array("q")
-
-    async def watch(self, records: AsyncIterator[Record]) -> AsyncIterator[Record]:
-        hashes, rows = self._hashes.append, self._rows.append
-        async for record in records:
-            hashes(hash(record[1]))
-            rows(record[0])
-            yield record
-
-    def suspects(self) -> list[int]:
-        """Row numbers whose reference hash is not unique (a superset of the duplicates)."""
-        hashes = np.frombuffer(self._hashes, dtype=np.int64)
-        _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-        rows = np.frombuffer(self._rows, dtype=np.int64)
-        return [int(r) for r in rows[counts[inverse] > 1]]
-
-    async def problems(self, conn: asyncpg.Connection, limit: int) -> list[Problem]:
-        suspects = self.suspects()
-        if not suspects:
-            return []
-        found = await conn.fetch(
-            "SELECT row_no, external_ref FROM stage WHERE row_no = ANY($1::int[]) ORDER BY row_no",
-            suspects,
-        )
-        by_ref: dict[str, list[int]] = defaultdict(list)
-        for r in found:
-            by_ref[r["external_ref"]].append(r["row_no"])
-        return sorted(
-            (
-                Problem(row, "external_ref", f"duplicate of row {rows[0]}")
-                for rows in by_ref.values()
-                for row in rows[1:]
-            ),
-            key=lambda p: p.row,
-        )[:limit]
-
-
 @dataclass
 class PushResult:
     rows: int = 0
@@ -180,8 +131,8 @@ async def create_stage(conn: asyncpg.Connection) -> None:
     await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
 
 
-async def copy_batch(conn: asyncpg.Connection, batch: list[Record]) -> None:
-    await conn.copy_records_to_table("stage", records=batch)
+async def copy_file(conn: asyncpg.Connection, path: Path) -> None:
+    await conn.copy_to_table("stage", source=path, format="csv")
 
 
 async def refresh_statistics(conn: asyncpg.Connection) -> None:
@@ -201,12 +152,12 @@ async def apply_batch(
     event_id: int,
     signer: bytes,
     base: int,
-    batch: list[Record],
+    batch: range,
     fresh: bool = False,
 ) -> dict[str, int]:
-    """Upsert the batch's rows of ``stage``; feed seqs start after ``base``. Returns counts."""
+    """Upsert the ``batch`` rows of ``stage``; feed seqs start after ``base``. Returns counts."""
     sql = APPLY_FRESH if fresh else APPLY
-    rows = await conn.fetch(sql, event_id, signer, base, batch[0][0], batch[-1][0])
+    rows = await conn.fetch(sql, event_id, signer, base, batch[0], batch[-1])
     return {r["change"]: r["n"] for r in rows}
 
 

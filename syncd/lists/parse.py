@@ -1,72 +1,128 @@
-"""Streamed parsing of an attendee list body (CSV, JSON array or NDJSON) into records.
+"""Parsing a spooled attendee list (CSV, JSON array or NDJSON) into checked records.
 
-The body is read in chunks and never held whole: CSV is cut at record boundaries (a newline
-outside quotes), a JSON array is walked one element at a time with ``raw_decode``, NDJSON line by
-line. Each row goes through ``RowChecker``; good rows are yielded even after a bad one (the push
-is then rejected whole) so that duplicates are found across the whole file and the client gets
-every problem in one answer.
+Runs in a worker process (``worker``) over a complete spool file already known to be UTF-8
+(``spool``): never on the event loop, never while a database connection is held. Linear in the
+input and bounded in memory whatever arrives: CSV goes through the csv module's state machine
+fed one physical line at a time, a JSON array is walked one element at a time with
+``raw_decode`` over a window of at most one element, NDJSON line by line. One record (a CSV
+record, a JSON element, an NDJSON line) is at most ``Limits.record_chars`` characters: a longer
+one stops the parse with a problem naming its row and column (an unclosed quote shows up this
+way). Each row goes through ``RowChecker``; good rows are yielded even after a bad one (the
+push is then refused whole), so the client gets every problem, duplicates included, in one
+answer.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import json
 import operator
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
-from syncd.http import ApiError
-from syncd.lists.rows import COLUMNS, Record, RowChecker, canonical_column
+from syncd.lists.refs import Duplicates
+from syncd.lists.rows import COLUMNS, Problem, Record, RowChecker, canonical_column
 
 CSV_TYPES = ("text/csv",)
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl")
 MEDIA_TYPES = CSV_TYPES + JSON_TYPES + NDJSON_TYPES
+UNSUPPORTED = f"send the list as one of: {', '.join(MEDIA_TYPES)}"
+CHUNK_CHARS = 1 << 16
 _DECODER = json.JSONDecoder()
+_SKIP = re.compile(r"[ \t\r\n,]*")
+
+# Record size is bounded by ``_Lines``; csv's own (process-wide) limit turned a field over
+# 131,072 characters into an unhandled csv.Error, so it is lifted here.
+csv.field_size_limit(sys.maxsize)
 
 
-class Limited:
-    """Counts bytes of an async chunk stream and stops it past ``limit`` (413)."""
+class ListError(Exception):
+    """A list refused whole, for a status other than the 422 of row problems. Plain values
+    only (it crosses from a worker process); ``worker`` turns it into an ``ApiError``."""
 
-    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
-        self._chunks = chunks
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, code, message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    record_chars: int
+    rows: int
+
+
+class _TooLong(Exception):
+    """The record being read passed ``Limits.record_chars``."""
+
+
+class _Reader:
+    """Row counting shared by the formats: ``max_rows`` is a 413, not a row problem."""
+
+    def __init__(self, checker: RowChecker, limits: Limits) -> None:
+        self.checker = checker
+        self.limits = limits
+        self.rows = 0
+
+    def _next_row(self) -> int:
+        self.rows += 1
+        if self.rows > self.limits.rows:
+            raise ListError(413, "too_many_rows", f"the list has more than {self.limits.rows} rows")
+        return self.rows
+
+    def _too_long(self, row: int, column: str) -> None:
+        self.checker.add(
+            row, column, f"longer than {self.limits.record_chars} characters (a quote left open?)"
+        )
+
+
+class _Lines:
+    """Physical lines for ``csv.reader``, refusing a record longer than ``limit`` characters.
+
+    ``start`` is called after each record, so ``record`` holds the lines of the record being
+    read (bounded): enough to tell, on ``_TooLong``, in which column the record ran away."""
+
+    def __init__(self, src: TextIO, limit: int) -> None:
+        self._read = src.readline
         self._limit = limit
+        self.record: list[str] = []
         self.size = 0
+        self.nul = False
 
-    async def texts(self) -> AsyncIterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        try:
-            async for chunk in self._chunks:
-                self.size += len(chunk)
-                if self.size > self._limit:
-                    raise ApiError(413, "too_large", f"list is larger than {self._limit} bytes")
-                yield decoder.decode(chunk)
-            yield decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise ApiError(
-                400,
-                "bad_encoding",
-                f"list is not UTF-8 text near byte {self.size - len(exc.object) + exc.start}",
-            ) from None
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._read(self._limit - self.size + 1)
+        if not line:
+            raise StopIteration
+        self.record.append(line)
+        self.size += len(line)
+        if self.size > self._limit:
+            raise _TooLong
+        if "\x00" in line:
+            self.nul = True
+        return line
+
+    def start(self) -> None:
+        self.record.clear()
+        self.size = 0
+        self.nul = False
+
+    def open_column(self) -> int:
+        """Index of the field the unfinished record is in (its last one so far)."""
+        fields = next(csv.reader(self.record, strict=False), [])
+        return max(len(fields) - 1, 0)
 
 
-def _csv_cut(text: str) -> int:
-    """Index just after the last newline that ends a CSV record, or 0."""
-    cut = text.rfind("\n")
-    while cut >= 0 and text.count('"', 0, cut) % 2:
-        cut = text.rfind("\n", 0, cut)
-    return cut + 1
-
-
-class CsvRows:
+class CsvRows(_Reader):
     """CSV with a header row naming the columns (see ``rows.COLUMNS``; extra columns refused)."""
 
-    def __init__(self, checker: RowChecker) -> None:
-        self.checker = checker
-        self.header: list[str] | None = None
-        self.rows = 0
+    header: list[str] | None = None
 
     def _set_header(self, names: list[str]) -> None:
         self.header = [canonical_column(n) for n in names]
@@ -82,132 +138,225 @@ class CsvRows:
         if len(set(self.header)) != len(self.header):
             self.checker.add(0, "(header)", "a column appears twice")
 
-    def block(self, text: str) -> Iterator[Record]:
-        """Records of a block of complete CSV records (the first block starts with the header)."""
-        if "\x00" in text:
-            self._nul_rows(text)
-            return
-        reader = csv.reader(io.StringIO(text, newline=""))
+    def _column(self, index: int) -> str:
         if self.header is None:
-            self._set_header(next(reader, []))
-        check, pick, width = self.checker.check_texts, self._pick, len(self.header or ())
+            return "(header)"
+        return self.header[index] if index < len(self.header) else f"(field {index + 1})"
+
+    def records(self, src: TextIO) -> Iterator[Record]:
+        lines = _Lines(src, self.limits.record_chars)
+        try:
+            yield from self._records(lines)
+        except _TooLong:
+            row = 0 if self.header is None else self.rows + 1
+            self._too_long(row, self._column(lines.open_column()))
+
+    def _records(self, lines: _Lines) -> Iterator[Record]:
+        reader = csv.reader(lines)
+        names = next(reader, None)
+        if names is None:
+            self.checker.add(0, "(header)", "the list is empty (no header row)")
+            return
+        self._set_header(names)
+        lines.start()
+        check, pick, width = self.checker.check_texts, self._pick, len(names)
         for fields in reader:
+            nul = lines.nul
+            lines.start()
             if not fields:
                 continue
-            self.rows += 1
+            row = self._next_row()
             if len(fields) != width:
-                self.checker.add(
-                    self.rows, "(row)", f"has {len(fields)} fields, header has {width}"
-                )
-                continue
-            fields.append("")
-            record = check(self.rows, *map(str.strip, pick(fields)))
-            if record is not None:
-                yield record
-
-    def _nul_rows(self, text: str) -> None:
-        """A block containing NUL characters: report the rows (Postgres text cannot hold NUL)."""
-        reader = csv.reader(io.StringIO(text.replace("\x00", "\ufffd"), newline=""))
-        if self.header is None:
-            self._set_header(next(reader, []))
-        for fields in reader:
-            if fields:
-                self.rows += 1
-                if any("\ufffd" in f for f in fields):
-                    self.checker.add(self.rows, "(row)", "contains a NUL character")
-
-    async def records(self, texts: AsyncIterator[str]) -> AsyncIterator[Record]:
-        pending = ""
-        async for text in texts:
-            pending += text
-            cut = _csv_cut(pending)
-            if cut:
-                block, pending = pending[:cut], pending[cut:]
-                for record in self.block(block):
+                self.checker.add(row, "(row)", f"has {len(fields)} fields, header has {width}")
+            elif nul and any("\x00" in f for f in fields):
+                self._nul(row, fields)
+            else:
+                fields.append("")
+                record = check(row, *map(str.strip, pick(fields)))
+                if record is not None:
                     yield record
-        if pending.strip():
-            for record in self.block(pending if pending.endswith("\n") else pending + "\n"):
-                yield record
-        if self.header is None:
-            self.checker.add(0, "(header)", "the list is empty (no header row)")
+
+    def _nul(self, row: int, fields: list[str]) -> None:
+        """Postgres text cannot hold NUL: name each column that has one."""
+        for index, value in enumerate(fields):
+            if "\x00" in value:
+                self.checker.add(row, self._column(index), "contains a NUL character")
 
 
-class JsonRows:
+class JsonRows(_Reader):
     """A JSON array of objects, or NDJSON (one object per line), keyed by column name."""
 
-    def __init__(self, checker: RowChecker, *, lines: bool) -> None:
-        self.checker = checker
+    def __init__(self, checker: RowChecker, limits: Limits, *, lines: bool) -> None:
+        super().__init__(checker, limits)
         self.lines = lines
-        self.rows = 0
 
     def _one(self, value: Any) -> Record | None:
-        self.rows += 1
+        row = self._next_row()
         if not isinstance(value, dict):
-            self.checker.add(self.rows, "(row)", "must be an object")
+            self.checker.add(row, "(row)", "must be an object")
             return None
         cells = {canonical_column(str(k)): v for k, v in value.items()}
         for name in cells:
             if name not in COLUMNS:
-                self.checker.add(self.rows, name, "unknown column")
-        record = self.checker.check(self.rows, cells)
-        return record
+                self.checker.add(row, ascii(name)[1:-1], "unknown column")
+        return self.checker.check(row, cells)
+
+    def _decode(self, text: str, pos: int, ahead: int = 0) -> tuple[Any, int]:
+        """One JSON value at ``pos``; ``ahead`` elements are decoded but not yet counted."""
+        try:
+            return _DECODER.raw_decode(text, pos)
+        except RecursionError:
+            raise ListError(
+                400, "bad_json", f"row {self.rows + ahead + 1}: nested too deep to be a list row"
+            ) from None
+
+    def _bad(self, exc: json.JSONDecodeError, ahead: int = 0) -> ListError:
+        row = self.rows + ahead + 1
+        return ListError(400, "bad_json", f"row {row}: not valid JSON ({exc.msg})")
+
+    def records(self, src: TextIO) -> Iterator[Record]:
+        for value in self._ndjson(src) if self.lines else self._array(src):
+            record = self._one(value)
+            if record is not None:
+                yield record
+
+    def _ndjson(self, src: TextIO) -> Iterator[Any]:
+        limit = self.limits.record_chars
+        while line := src.readline(limit + 1):
+            if len(line) > limit and line[-1] not in "\r\n":
+                self._too_long(self.rows + 1, "(row)")
+                return
+            if line.strip():
+                try:
+                    value, end = self._decode(line, _SKIP.match(line).end())  # type: ignore[union-attr]
+                except json.JSONDecodeError as exc:
+                    raise self._bad(exc) from None
+                if line[end:].strip():
+                    raise ListError(400, "bad_json", f"row {self.rows + 1}: one value per line")
+                yield value
+
+    def _array(self, src: TextIO) -> Iterator[Any]:
+        buf, opened, final = "", False, False
+        while not final:
+            chunk = src.read(CHUNK_CHARS)
+            final = not chunk
+            buf += chunk
+            if not opened:
+                buf = buf.lstrip()
+                if not buf:
+                    continue
+                if buf[0] != "[":
+                    raise ListError(400, "bad_json", "a JSON list must be an array of objects")
+                buf, opened = buf[1:], True
+            items, buf = self._items(buf, final)
+            yield from items
+            if buf[:1] == "]":
+                if buf[1:].strip():
+                    raise ListError(400, "bad_json", "text after the end of the JSON array")
+                buf = "]"
+            elif len(buf) > self.limits.record_chars:
+                self._too_long(self.rows + 1, "(row)")
+                return
+        if not opened or buf != "]":
+            raise ListError(400, "bad_json", "the JSON array is not closed with ']'")
 
     def _items(self, buf: str, final: bool) -> tuple[list[Any], str]:
         """Decode complete elements at the front of ``buf``; return them and the rest."""
         items: list[Any] = []
         pos = 0
         while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n,":
-                pos += 1
-            if pos >= len(buf) or (not self.lines and buf[pos] == "]"):
+            pos = _SKIP.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos >= len(buf) or buf[pos] == "]":
                 return items, buf[pos:]
             try:
-                value, end = _DECODER.raw_decode(buf, pos)
+                value, end = self._decode(buf, pos, len(items))
             except json.JSONDecodeError as exc:
-                if final or (self.lines and "\n" in buf[pos:]):
-                    raise ApiError(
-                        400,
-                        "bad_json",
-                        f"row {self.rows + len(items) + 1}: not valid JSON ({exc.msg})",
-                    ) from None
-                return items, buf[pos:]
+                if final:
+                    raise self._bad(exc, len(items)) from None
+                return items, buf[pos:]  # the element continues in the next chunk
             if end == len(buf) and not final:
                 return items, buf[pos:]  # a number may continue in the next chunk
             items.append(value)
             pos = end
 
-    async def records(self, texts: AsyncIterator[str]) -> AsyncIterator[Record]:
-        buf, opened = "", self.lines
-        async for text in texts:
-            buf += text
-            if not opened:
-                buf = buf.lstrip()
-                if not buf:
-                    continue
-                if buf[0] != "[":
-                    raise ApiError(400, "bad_json", "a JSON list must be an array of objects")
-                buf, opened = buf[1:], True
-            items, buf = self._items(buf, final=False)
-            for item in items:
-                record = self._one(item)
-                if record is not None:
-                    yield record
-        items, buf = self._items(buf, final=True)
-        for item in items:
-            record = self._one(item)
-            if record is not None:
-                yield record
-        if not self.lines and (not opened or buf.strip() != "]"):
-            raise ApiError(400, "bad_json", "the JSON array is not closed with ']'")
 
-
-def reader_for(media_type: str, checker: RowChecker) -> CsvRows | JsonRows:
+def reader_for(media_type: str, checker: RowChecker, limits: Limits) -> CsvRows | JsonRows:
     if media_type in CSV_TYPES:
-        return CsvRows(checker)
+        return CsvRows(checker, limits)
     if media_type in JSON_TYPES:
-        return JsonRows(checker, lines=False)
+        return JsonRows(checker, limits, lines=False)
     if media_type in NDJSON_TYPES:
-        return JsonRows(checker, lines=True)
-    raise ApiError(
-        415, "unsupported_media_type", f"send the list as one of: {', '.join(MEDIA_TYPES)}"
-    )
+        return JsonRows(checker, limits, lines=True)
+    raise unsupported()
+
+
+def unsupported() -> ListError:
+    return ListError(415, "unsupported_media_type", UNSUPPORTED)
+
+
+def _batches(records: Iterator[Record], size: int = 8192) -> Iterator[list[Record]]:
+    """Records in lists of ``size``: writing and hashing a list at a time is C-level work."""
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def check_list(
+    body: Path, copy_file: Path, media_type: str, checker: RowChecker, limits: Limits
+) -> int:
+    """Parse and check the spooled ``body``; write its good records to ``copy_file`` as CSV
+    for COPY into ``stage``; return the row count. Problems (duplicates included) collect in
+    ``checker``; a list without rows is one, since a complete push of it would revoke every
+    ticket. Deletes ``body`` when done. Blocking: ``worker.check_off_loop`` runs it."""
+    reader = reader_for(media_type, checker, limits)
+    duplicates = Duplicates()
+    with (
+        body.open(encoding="utf-8-sig", newline="") as src,
+        copy_file.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        write = csv.writer(dst, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows
+        for batch in _batches(reader.records(src)):
+            write(batch)
+            duplicates.add(batch)
+    body.unlink()  # halves the disk a list takes while it is applied
+    for p in duplicates.problems(copy_file, checker.max_problems):
+        checker.add(p.row, p.column, p.problem)
+    if not reader.rows and not checker.problem_count:
+        checker.add(0, "(rows)", "the list has no rows (a complete push would revoke every ticket)")
+    return reader.rows
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What a worker process needs to check one list: paths and plain values."""
+
+    body: Path
+    copy_file: Path
+    media_type: str
+    zones: list[str]
+    timezone: str
+    max_problems: int
+    limits: Limits
+
+
+@dataclass
+class Outcome:
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    error: ListError | None = None
+
+
+def run_task(task: Task) -> Outcome:
+    """In a worker process: ``check_list`` with a fresh checker; never raises for bad input."""
+    checker = RowChecker(task.zones, task.timezone, task.max_problems)
+    try:
+        rows = check_list(task.body, task.copy_file, task.media_type, checker, task.limits)
+    except ListError as exc:
+        return Outcome(error=exc)
+    return Outcome(rows, checker.problems, checker.problem_count)

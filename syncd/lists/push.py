@@ -1,26 +1,32 @@
-"""One list push as a two-stage pipeline: parse batches while Postgres applies the last one.
+"""Applying a checked list in the caller's single transaction: COPY, lock, apply by batches.
 
-The producer task reads and checks the body into batches of records; the consumer COPYs each
-batch into ``stage`` and applies it, all in the caller's single transaction. Python parsing
-and Postgres work overlap (the loop parses while it awaits Postgres). Any problem, anywhere in
-the file, makes the caller roll the whole transaction back: a push is applied whole or not at
-all.
+By the time this runs the body is complete, parsed and free of problems (``parse.check_list``),
+so the transaction waits on Postgres only, never on a client. Its statements get their own,
+longer ``statement_timeout`` (``SET LOCAL``): a million-row list fits, while the pool's default
+stays short for every other request. A push is applied whole or not at all: any error rolls the
+transaction back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
 from syncd.lists import apply
-from syncd.lists.rows import Problem, Record, RowChecker
 
 BATCH_ROWS = 50_000
-_DONE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A list that passed every check: ``rows`` records numbered 1..rows in ``copy_file``."""
+
+    rows: int
+    copy_file: Path
+    phases: apply.Phases
 
 
 @dataclass
@@ -28,83 +34,44 @@ class PushJob:
     conn: asyncpg.Connection
     event_id: int
     complete: bool
-    checker: RowChecker
+    checked: Checked
     lock: Callable[[], Awaitable[bytes]]  # locks the event row, returns the signer kid
+    statement_timeout: float = 600.0
     batch_rows: int = BATCH_ROWS
-    phases: apply.Phases = field(default_factory=apply.Phases)
-    duplicates: apply.Duplicates = field(default_factory=apply.Duplicates)
+
+    @property
+    def phases(self) -> apply.Phases:
+        return self.checked.phases
 
 
-async def _produce(records: AsyncIterator[Record], queue: asyncio.Queue, size: int) -> None:
-    batch: list[Record] = []
-    try:
-        async for record in records:
-            batch.append(record)
-            if len(batch) >= size:
-                await queue.put(batch)
-                batch = []
-        if batch:
-            await queue.put(batch)
-        await queue.put(_DONE)
-    except Exception as exc:
-        await queue.put(exc)
-
-
-async def _batches(job: PushJob, records: AsyncIterator[Record]) -> AsyncIterator[list[Record]]:
-    queue: asyncio.Queue = asyncio.Queue(maxsize=1)
-    producer = asyncio.create_task(_produce(job.duplicates.watch(records), queue, job.batch_rows))
-    try:
-        while (item := await queue.get()) is not _DONE:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        producer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await producer
-
-
-async def run(job: PushJob, records: AsyncIterator[Record]) -> apply.PushResult:
-    """Stage and apply every batch; raises nothing for bad rows (see ``problems``)."""
-    await apply.create_stage(job.conn)
-    result = apply.PushResult()
-    signer: bytes | None = None
-    base, analyzed, fresh, stopped = 0, False, False, False
-    job.phases.mark("start")
-    async for batch in _batches(job, records):
-        job.phases.mark("wait_for_parse")
-        await apply.copy_batch(job.conn, batch)
-        job.phases.mark("copy")
-        if job.checker.problem_count or stopped:
-            continue  # the push will be refused; keep staging only to find duplicates
-        if signer is None:
-            signer, base = await _lock(job)
-            fresh = not await apply.has_tickets(job.conn, job.event_id)
-        try:
-            async with job.conn.transaction():  # a savepoint: a fresh batch may hit a duplicate
-                counts = await apply.apply_batch(job.conn, job.event_id, signer, base, batch, fresh)
-        except asyncpg.UniqueViolationError:
-            stopped = True  # a reference repeats within the file; ``problems`` will name it
-            continue
+async def run(job: PushJob) -> apply.PushResult:
+    """Stage the whole file, then apply it batch by batch under the event row lock."""
+    conn, result = job.conn, apply.PushResult()
+    await conn.execute(f"SET LOCAL statement_timeout = '{int(job.statement_timeout * 1000)}ms'")
+    await apply.create_stage(conn)
+    job.phases.mark("connect")
+    await apply.copy_file(conn, job.checked.copy_file)
+    job.phases.mark("copy")
+    signer, base = await _lock(job)
+    fresh = not await apply.has_tickets(conn, job.event_id)
+    analyzed = False
+    rows = job.checked.rows
+    for first in range(1, rows + 1, job.batch_rows):
+        batch = range(first, min(first + job.batch_rows, rows + 1))
+        counts = await apply.apply_batch(conn, job.event_id, signer, base, batch, fresh)
         for key, n in counts.items():
             result.counts[key] = result.counts.get(key, 0) + n
         if not analyzed and counts.get("added"):
-            await apply.refresh_statistics(job.conn)  # once: the planner scales by table size
+            await apply.refresh_statistics(conn)  # once: the planner scales by table size
             analyzed = True
         base += sum(counts.values()) - counts.get("same", 0)
         job.phases.mark("apply")
-    if signer is None:
-        signer, base = await _lock(job)
     result.rows = sum(result.counts.values())
-    if stopped and not await problems(job):
-        raise RuntimeError("unique violation without a duplicate in the file")
-    if job.complete and not await problems(job):
-        result.revoked = await apply.revoke_missing(job.conn, job.event_id, base)
+    if job.complete:
+        result.revoked = await apply.revoke_missing(conn, job.event_id, base)
         base += result.revoked
         job.phases.mark("revoke")
-    await job.conn.execute(
-        "UPDATE events SET change_seq = $2 WHERE event_id = $1", job.event_id, base
-    )
+    await conn.execute("UPDATE events SET change_seq = $2 WHERE event_id = $1", job.event_id, base)
     return result
 
 
@@ -114,13 +81,3 @@ async def _lock(job: PushJob) -> tuple[bytes, int]:
         "SELECT change_seq FROM events WHERE event_id = $1", job.event_id
     )
     return signer, int(base)
-
-
-async def problems(job: PushJob) -> list[Problem]:
-    """Row problems plus duplicates; cached after the first call."""
-    if not hasattr(job, "_problems"):
-        found = await job.duplicates.problems(job.conn, job.checker.max_problems)
-        for p in found:
-            job.checker.add(p.row, p.column, p.problem)
-        job._problems = sorted(job.checker.problems, key=lambda p: (p.row, p.column))  # type: ignore[attr-defined]
-    return job._problems  # type: ignore[attr-defined,no-any-return]

@@ -1,7 +1,8 @@
 """Checking one attendee row: the columns, their rules, and the record that goes to COPY.
 
 Cells arrive as text (CSV) or JSON scalars; a row either becomes a ``Record`` or adds
-``Problem``s. Zone names and timestamps repeat across a list, so both are parsed once and cached.
+``Problem``s. Zone names and timestamps repeat across a list, so both are parsed once and cached
+(each cache is bounded: a hostile list of a million distinct timestamps must not grow it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ ALIASES = {"holder": "holder_name", "name": "holder_name", "zone": "zones"}
 LIMITS = {"external_ref": 128, "holder_name": 200, "email": 254, "category": 64, "zones": 1200}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UINT32 = 0xFFFFFFFF
+CACHE_SIZE = 4096
+"""Distinct zone and time texts remembered; later new ones are parsed each time."""
 
 Record = tuple[int, str, str, str, str, int, int, int]
 """(row, external_ref, holder, email, category, zone mask, valid_from, valid_until)"""
@@ -92,13 +95,13 @@ class RowChecker:
             return None
         zone = self._zone_cache.get(zones)
         if zone is None:
-            zone = self._zone_cache[zones] = self._parse_zones(zones)
+            zone = self._remember(self._zone_cache, zones, self._parse_zones(zones))
         start = self._time_cache.get(valid_from)
         if start is None:
-            start = self._time_cache[valid_from] = self._parse_time(valid_from)
+            start = self._remember(self._time_cache, valid_from, self._parse_time(valid_from))
         end = self._time_cache.get(valid_until)
         if end is None:
-            end = self._time_cache[valid_until] = self._parse_time(valid_until)
+            end = self._remember(self._time_cache, valid_until, self._parse_time(valid_until))
         if type(zone) is str or type(start) is str or type(end) is str:
             for column, value in (("zones", zone), ("valid_from", start), ("valid_until", end)):
                 if type(value) is str:
@@ -108,6 +111,12 @@ class RowChecker:
             self.add(row, "valid_until", "is before valid_from")
             return None
         return (row, ref, holder, email, category, zone, start, end)  # type: ignore[return-value]
+
+    @staticmethod
+    def _remember(cache: dict[str, int | str], text: str, value: int | str) -> int | str:
+        if len(cache) < CACHE_SIZE:
+            cache[text] = value
+        return value
 
     def _explain(self, row: int, *texts: str) -> None:
         if not texts[0]:
@@ -131,6 +140,8 @@ class RowChecker:
             self.add(row, column, f"longer than {LIMITS.get(column, 64)} characters")
         elif "\x00" in text:
             self.add(row, column, "contains a NUL character")
+        elif not text.isascii() and not _encodable(text):
+            self.add(row, column, "is not valid Unicode (a lone surrogate such as \\ud800)")
         return text
 
     def _parse_zones(self, text: str) -> int | str:
@@ -156,3 +167,12 @@ class RowChecker:
         if not 0 <= seconds <= _UINT32:
             return "out of range (1970 to 2106)"
         return seconds
+
+
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates (JSON can escape them; UTF-8 and Postgres cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
