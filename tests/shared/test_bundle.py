@@ -90,6 +90,8 @@ def test_many_batches_round_trip_in_order() -> None:
 
 def test_a_line_smuggling_two_rows_is_refused() -> None:
     raw = gzip.decompress(_bundle())
-    smuggled = raw.replace(b'[2,22,"revoked",1,"VIP",null]', b'[2,22,"valid",1,"VIP",null],[9]')
+    row = b'[2,22,"revoked",1,"VIP",null,0,0]'
+    smuggled = raw.replace(row, b'[2,22,"valid",1,"VIP",null,0,0],[9]')
+    assert smuggled != raw
     with pytest.raises(BundleError, match="bad ticket rows"):
         _read(gzip.compress(smuggled))
