@@ -92,11 +92,19 @@ def rejected(exc: CodeRejected, events: Mapping[int, EventInfo], ctx: Context) -
     )
 
 
-def decide(ticket: Ticket | None, local: LocalState, event: EventInfo, ctx: Context) -> Decision:
-    """Steps 5-9 for a verified ticket; ``ticket=None`` is a manual look-up (no code, no nonce)."""
+def decide(
+    ticket: Ticket | None,
+    local: LocalState,
+    event: EventInfo,
+    ctx: Context,
+    *,
+    ticket_id: int | None = None,
+) -> Decision:
+    """Steps 5-9 for a verified ticket; ``ticket=None`` is a manual look-up (no code, no nonce)
+    of ``ticket_id`` (named in a denial even when the list does not know it)."""
     entry = local.entry
     if entry is None:
-        ticket_id = ticket.ticket_id if ticket else None
+        ticket_id = ticket.ticket_id if ticket else ticket_id
         return deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id, event_id=event.event_id)
     reason, message = _list_rules(ticket, entry, event, ctx)
     if reason is None:

@@ -132,7 +132,7 @@ class Pipeline:
         event = self.store.events[event_id]
 
         def judge(local: LocalState) -> tuple[Decision, JournalEntry]:
-            decision = decide(ticket, local, event, ctx)
+            decision = decide(ticket, local, event, ctx, ticket_id=ticket_id)
             return decision, self._journal_entry(decision)
 
         try:
