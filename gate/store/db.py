@@ -78,7 +78,7 @@ _MAX_ID = MAX_TICKET_ID
 _FOUND = """SELECT t.event_id, t.ticket_id, t.nonce, t.status, t.zone, coalesce(c.label, ''),
        t.holder, t.valid_from, t.valid_until"""
 _BY_NUMBER = f"""{_FOUND} FROM tickets t LEFT JOIN categories c ON c.category_id = t.category_id
-WHERE t.ticket_id = ? LIMIT ?"""
+WHERE t.event_id IN (SELECT event_id FROM events) AND t.ticket_id = ? LIMIT ?"""
 # The inner query reads only the covering index of named tickets; the outer one fetches the rows.
 _BY_NAME = f"""{_FOUND} FROM (SELECT event_id, ticket_id, search FROM tickets
       WHERE search IS NOT NULL AND instr(search, ?1) > 0 ORDER BY search LIMIT ?2) m
