@@ -11,6 +11,7 @@ The tmpfs needs root (mount); the fixture unmounts it whatever happens.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -95,8 +96,8 @@ def _decision(gate: subprocess.Popen[str], text: str) -> dict[str, object]:
     return dict(json.loads(gate.stdout.readline()))
 
 
-async def test_scans_on_a_disk_that_fills_up_are_denied_with_the_ticket(small_disk: Path) -> None:
-    data = await _ready_list(small_disk)
+def test_scans_on_a_disk_that_fills_up_are_denied_with_the_ticket(small_disk: Path) -> None:
+    data = asyncio.run(_ready_list(small_disk))
     gate = subprocess.Popen(
         [sys.executable, "-m", "gate", "run", "--source", "stdin"],
         stdin=subprocess.PIPE,

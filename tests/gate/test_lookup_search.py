@@ -22,7 +22,16 @@ from shared.bundle import BundleTicket
 from tests.gate.kit import bundle_bytes, loaded_store, pipeline
 from tests.gate.test_cli import gate
 
-NAMES = ["Jörg Müller", "ANNA MÜLLER", "Bea Straße", "Zoë Ünal", "İlkay Şahin", "50% Off", "Ｆｕｌｌ"]
+FULLWIDTH = "\uff26\uff55\uff4c\uff4c"  # "Full" in fullwidth letters: NFKD makes it ASCII
+NAMES = [
+    "Jörg Müller",
+    "ANNA MÜLLER",
+    "Bea Straße",
+    "Zoë Ünal",
+    "İlkay Şahin",
+    "50% Off",
+    FULLWIDTH,
+]
 LIST = [BundleTicket(i, i, holder=name) for i, name in enumerate(NAMES, start=1)]
 
 
@@ -45,7 +54,7 @@ async def _holders(store: Store, query: str) -> list[str | None]:
         ("strasse", ["Bea Straße"]),
         ("zoe unal", ["Zoë Ünal"]),
         ("ilkay sahin", ["İlkay Şahin"]),
-        ("full", ["Ｆｕｌｌ"]),
+        ("full", [FULLWIDTH]),
         ("50%", ["50% Off"]),
         ("%", ["50% Off"]),  # no wildcard: a literal character
         ("_", []),
