@@ -179,8 +179,18 @@ def format_match(row: dict[str, Any]) -> str:
     )
     return (
         f"#{row['ticket_id']}  {row['holder'] or '(no name)'}  {row['category'] or '-'}"
-        f"  {row['status']}  event {row['event_id']}  {inside}"
+        f"  {row['status']}{_window(row)}  event {row['event_id']}  {inside}"
     )
+
+
+def _window(row: dict[str, Any]) -> str:
+    """'  valid from Sat 18:00 until Sun 04:00' (the parts that are set), or ''."""
+    parts = [
+        f"{word} {day_time(row[key], row['timezone'])}"
+        for word, key in (("from", "valid_from"), ("until", "valid_until"))
+        if row[key]
+    ]
+    return f"  valid {' '.join(parts)}" if parts else ""
 
 
 async def admit(

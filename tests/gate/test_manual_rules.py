@@ -23,12 +23,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gate.checkin.messages import day_time
 from gate.feedback.display import Display
 from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.display_settings import DisplaySettings
 from gate.store.db import Store
 from shared.bundle import BundleTicket
 from tests.gate.kit import Clock, bundle_bytes, code, loaded_store, pipeline
+from tests.gate.test_cli import gate
 
 NOW = int(time.time())
 HOUR = 3600
@@ -179,3 +181,11 @@ async def test_manual_denial_names_the_window_in_the_event_time(tmp_path: Path) 
     finally:
         await store.close()
     assert decision.message == "Not valid until Sat 18:00"
+
+
+def test_lookup_shows_the_window_before_an_admit(data_dir: Path) -> None:
+    """Door staff see why a ticket will be refused before they press admit."""
+    done = gate(data_dir.parent, "lookup", "Bo")
+    assert f"valid until {day_time(NOW - HOUR, 'Europe/Berlin')}" in done.stdout, done.stderr
+    plain = gate(data_dir.parent, "lookup", "Ada").stdout
+    assert "#1  Ada" in plain and "valid from" not in plain and "valid until" not in plain
