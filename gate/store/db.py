@@ -99,6 +99,23 @@ class StoreOpenError(ConfigError):
         super().__init__(f"cannot open the gate database {path}: {_cause(cause)}")
 
 
+class StoreWriteError(ConfigError):
+    """A write to the database failed (disk full, I/O error); the transaction changed nothing."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(f"could not write to the gate database {path}: {_cause(cause)}")
+
+
+@asynccontextmanager
+async def writes_to(path: Path) -> AsyncIterator[None]:
+    """For commands: a failed write (``sqlite3.Error``, ``OSError``) is a ``StoreWriteError``."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreWriteError(path, exc) from exc
+
+
 def _cause(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror  # the path is named already

@@ -15,6 +15,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import IO
 
 import aiosqlite
@@ -66,8 +67,10 @@ async def import_snapshot(
     except sqlite3.IntegrityError as exc:
         raise BundleError(f"snapshot breaks the list's rules: {exc}") from exc
     finally:
-        async with store.transaction() as conn:
-            await conn.execute("DROP TABLE IF EXISTS tickets_staging")
+        # Best effort: a full disk must not hide why the snapshot failed; the next one drops it.
+        with suppress(sqlite3.Error):
+            async with store.transaction() as conn:
+                await conn.execute("DROP TABLE IF EXISTS tickets_staging")
     await store.conn.execute("PRAGMA incremental_vacuum")
     await store.refresh()
     signer = probe.asked.hex() if probe.asked else ""

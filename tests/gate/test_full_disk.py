@@ -4,7 +4,8 @@ Regression for issue 13.7: at start a full disk was a raw ``sqlite3.OperationalE
 traceback; while running, "Not recorded: scan again" denials carried no reason code and no
 ticket id. Now the start fails with one line naming the database file and the cause, and a scan
 that cannot be written is a DENY with reason ``not_recorded`` and the ticket id it read (the
-person is not admitted); once space is back, the next scan is recorded.
+person is not admitted); once space is back, the next scan is recorded. `gate import-list` that
+runs out of space mid-way says so in one line and leaves the old list in force.
 
 The tmpfs needs root (mount); the fixture unmounts it whatever happens.
 """
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gate.kit import code, loaded_store
+from shared.bundle import BundleTicket
+from tests.gate.kit import bundle_bytes, code, loaded_store
 
 
 @pytest.fixture
@@ -44,8 +46,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def fill(disk: Path) -> Path:
-    """Write zeros until the filesystem has no block left; returns the filler file."""
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Write zeros until the filesystem has no block left (then give back ``leave`` bytes);
+    returns the filler file."""
     filler = disk / "filler"
     with filler.open("wb", buffering=0) as out:
         try:
@@ -54,6 +57,8 @@ def fill(disk: Path) -> Path:
         except OSError:
             pass
     assert shutil.disk_usage(disk).free == 0
+    if leave:
+        os.truncate(filler, filler.stat().st_size - leave)
     return filler
 
 
@@ -124,3 +129,27 @@ def test_scans_on_a_disk_that_fills_up_are_denied_with_the_ticket(small_disk: Pa
     assert "Traceback" not in err
     logs = [json.loads(line) for line in err.splitlines()]
     assert any(r["msg"].startswith("could not record a scan") for r in logs)
+
+
+def test_import_list_on_a_full_disk_keeps_the_old_list(small_disk: Path, tmp_path: Path) -> None:
+    """`gate import-list` that runs out of space says so in one line; the old list stays."""
+    data = asyncio.run(_ready_list(small_disk))
+    bigger = [BundleTicket(i, i, holder=f"Guest {i}") for i in range(1, 20_001)]
+    bundle = tmp_path / "big.bundle"
+    bundle.write_bytes(bundle_bytes(bigger))
+    filler = fill(small_disk, leave=128 * 1024)  # room to open, not for 20,000 tickets
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "import-list", "-q", str(bundle)],
+        capture_output=True,
+        text=True,
+        env=_env(data),
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"could not write to the gate database {data / 'gate.sqlite3'}" in done.stderr
+    assert "database or disk is full" in done.stderr
+    filler.unlink()
+    admitted = subprocess.run(
+        [sys.executable, "-m", "gate", "admit", "1"], capture_output=True, text=True, env=_env(data)
+    )
+    assert json.loads(admitted.stdout)["holder"] == "Ada Lovelace"  # the old list's ticket 1
