@@ -14,6 +14,8 @@ range is a ``TicketIdError``, never an ``OverflowError`` from SQLite.
 
 from __future__ import annotations
 
+import functools
+import sys
 import unicodedata
 
 MAX_QUERY = 100
@@ -40,8 +42,18 @@ def fold(text: str | None) -> str | None:
     if text.isascii():  # most names: 20x faster, and the same key
         return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(stripped.split())
+    return " ".join(decomposed.translate(_marks()).split())
+
+
+@functools.cache
+def _marks() -> dict[int, None]:
+    """Every combining mark (nonzero combining class) -> deleted, for ``str.translate``.
+
+    Built once, on the first name that is not ASCII (about 0.1 s); translate then runs in C,
+    where a per-character Python test made importing 250,000 accented names seconds slower.
+    """
+    marks = (cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp)))
+    return dict.fromkeys(marks)
 
 
 def ticket_number(query: str) -> int | None:
