@@ -184,13 +184,33 @@ def enroll(server: str, code: str, device: str) -> None:
     )
 
 
+class _QueryError(click.ClickException):
+    """A ticket number or search text that cannot be answered: exit 2, like a usage error."""
+
+    exit_code = 2
+
+
+def _run_query(coro: Coroutine[Any, Any, T]) -> T:
+    from gate.store.search import SearchError
+
+    try:
+        return _run(coro)
+    except click.ClickException as exc:
+        if isinstance(exc.__cause__, SearchError):
+            raise _QueryError(exc.message) from exc.__cause__
+        raise
+
+
 @cli.command()
 @click.argument("query")
-@click.option("--limit", default=20, show_default=True, help="Most results to show.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Most results."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def lookup(query: str, limit: int, as_json: bool) -> None:
-    """Find tickets by ticket number or holder name (part of it, any case)."""
-    rows = _run(commands.lookup(_settings(), query, limit))
+    """Find tickets by ticket number or holder name: part of it, any case, accents optional
+    ("muller" finds "Müller")."""
+    rows = _run_query(commands.lookup(_settings(), query, limit))
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -207,9 +227,10 @@ def lookup(query: str, limit: int, as_json: bool) -> None:
 def admit(ticket_id: int, event_id: int | None, direction: str | None) -> None:
     """Admit TICKET_ID by hand (unreadable code); recorded as a manual check-in.
 
-    Every list rule still applies: an unknown, revoked or already admitted ticket is refused.
+    Every rule but the signature applies, as for a scan: an unknown, expired, not yet valid,
+    revoked, blocked, wrong-zone or already admitted ticket is refused (exit 1).
     """
-    decision = _run(commands.admit(_settings(), ticket_id, event_id, direction))
+    decision = _run_query(commands.admit(_settings(), ticket_id, event_id, direction))
     click.echo(json.dumps(decision.to_json(), ensure_ascii=False))
     sys.exit(0 if decision.admitted else 1)
 

@@ -16,7 +16,7 @@ from gate.checkin.decision import Decision
 from gate.checkin.messages import day_time
 from gate.checkin.pipeline import Pipeline
 from gate.settings import GateSettings
-from gate.store.db import Store
+from gate.store.db import Store, writes_to
 from gate.store.importer import ImportResult
 from gate.store.records import Direction, LocalState
 from gate.store.snapshot import import_snapshot
@@ -61,7 +61,8 @@ async def import_list(settings: GateSettings, file: Path, *, progress: bool) -> 
             file.open("rb") as stream,
             tqdm(unit=" tickets", disable=not progress, unit_scale=True) as bar,
         ):
-            result, _cursor = await import_snapshot(store, stream, progress=bar.update)
+            async with writes_to(settings.db_path):
+                result, _cursor = await import_snapshot(store, stream, progress=bar.update)
             return result
     finally:
         await store.close()
@@ -74,7 +75,8 @@ async def trust(settings: GateSettings, public_key: str) -> str:
         raise ValueError(f"not a base64url Ed25519 public key: {exc}") from exc
     store = await Store.open(settings.db_path)
     try:
-        return (await store.trust(key)).hex()
+        async with writes_to(settings.db_path):
+            return (await store.trust(key)).hex()
     finally:
         await store.close()
 
@@ -179,8 +181,18 @@ def format_match(row: dict[str, Any]) -> str:
     )
     return (
         f"#{row['ticket_id']}  {row['holder'] or '(no name)'}  {row['category'] or '-'}"
-        f"  {row['status']}  event {row['event_id']}  {inside}"
+        f"  {row['status']}{_window(row)}  event {row['event_id']}  {inside}"
     )
+
+
+def _window(row: dict[str, Any]) -> str:
+    """'  valid from Sat 18:00 until Sun 04:00' (the parts that are set), or ''."""
+    parts = [
+        f"{word} {day_time(row[key], row['timezone'])}"
+        for word, key in (("from", "valid_from"), ("until", "valid_until"))
+        if row[key]
+    ]
+    return f"  valid {' '.join(parts)}" if parts else ""
 
 
 async def admit(

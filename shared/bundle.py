@@ -2,10 +2,17 @@
 
 A bundle is a gzip stream of UTF-8 JSON lines::
 
-    line 1        header  {"format": "tessera-bundle/1", "event": {...}, "keys": [...],
+    line 1        header  {"format": "tessera-bundle/2", "event": {...}, "keys": [...],
                            "ticket_count": N, "issued_at": unix, "cursor": str | null}
-    lines 2..N+1  ticket  [ticket_id, nonce, status, zone, category, holder]
+    lines 2..N+1  ticket  [ticket_id, nonce, status, zone, category, holder,
+                           valid_from, valid_until]
     last line     trailer {"signer": kid-hex, "signature": base64url}
+
+A ticket row carries everything the gate's decision needs without the QR (DESIGN.md section 2
+minus the signature), so a manual admit by ticket number applies the same rules as a scan:
+``valid_from`` / ``valid_until`` are Unix seconds (0 = no bound), as in the signed ticket.
+Format 1 rows had no validity window; a reader refuses a format-1 bundle by name rather than
+guess that its tickets are valid forever (an up-to-date syncd or ``tessera bundle`` writes 2).
 
 The trailer's Ed25519 signature covers ``b"TESSERA-BUNDLE-1\\0" + sha256(every byte before the
 trailer)``; the prefix keeps bundle signatures from ever being confused with ticket signatures
@@ -32,7 +39,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.errors import BundleError
 from shared.ticket import Keyring, key_id
 
-FORMAT = "tessera-bundle/1"
+FORMAT = "tessera-bundle/2"
+_OLD_FORMATS = ("tessera-bundle/1",)
 _DOMAIN = b"TESSERA-BUNDLE-1\x00"
 TICKET_STATUSES = ("valid", "revoked", "blocked")
 
@@ -63,9 +71,20 @@ class BundleTicket:
     zone: int = 0xFFFF
     category: str = ""
     holder: str | None = None
+    valid_from: int = 0  # Unix seconds, 0 = no lower bound
+    valid_until: int = 0  # Unix seconds, 0 = no upper bound
 
     def to_row(self) -> list[Any]:
-        return [self.ticket_id, self.nonce, self.status, self.zone, self.category, self.holder]
+        return [
+            self.ticket_id,
+            self.nonce,
+            self.status,
+            self.zone,
+            self.category,
+            self.holder,
+            self.valid_from,
+            self.valid_until,
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +100,11 @@ class BundleHeader:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BundleHeader:
+        if data.get("format") in _OLD_FORMATS:
+            raise BundleError(
+                f"bundle format {data['format']} is too old: its tickets carry no validity"
+                f" window; export it again with an up-to-date syncd (`tessera bundle`)"
+            )
         if data.get("format") != FORMAT:
             raise BundleError(f"not a {FORMAT} bundle")
         try:
@@ -93,6 +117,28 @@ class BundleHeader:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"bad bundle header: {exc}") from exc
+
+
+_ROW_FIELDS = len(BundleTicket.__dataclass_fields__)
+_UINT32 = 0xFFFFFFFF
+
+
+def _is_int(value: Any, top: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
+
+
+def _well_typed(t: BundleTicket) -> bool:
+    """Types and ranges of a row (``ticket_id`` is a uint64 as in the signed ticket)."""
+    return (
+        _is_int(t.ticket_id, 2**64 - 1)
+        and _is_int(t.nonce, _UINT32)
+        and t.status in TICKET_STATUSES
+        and _is_int(t.zone, 0xFFFF)
+        and isinstance(t.category, str)
+        and (t.holder is None or isinstance(t.holder, str))
+        and _is_int(t.valid_from, _UINT32)
+        and _is_int(t.valid_until, _UINT32)
+    )
 
 
 def _line(obj: Any) -> bytes:
@@ -208,12 +254,11 @@ class BundleReader:
 
     def _ticket(self, row: Any) -> BundleTicket:
         self._count += 1
-        try:
-            ticket = BundleTicket(*row)
-        except TypeError as exc:
-            raise BundleError(f"bad ticket row {self._count}: {exc}") from exc
-        if not isinstance(ticket.ticket_id, int) or ticket.status not in TICKET_STATUSES:
-            raise BundleError(f"bad ticket row {self._count}: {row!r}")
+        if not isinstance(row, list) or len(row) != _ROW_FIELDS:
+            raise BundleError(f"bad ticket row {self._count}: expected {_ROW_FIELDS} fields")
+        ticket = BundleTicket(*row)
+        if not _well_typed(ticket):
+            raise BundleError(f"bad ticket row {self._count}: {row!r}"[:200])
         return ticket
 
     def finish(self) -> None:

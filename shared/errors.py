@@ -35,6 +35,7 @@ class RejectReason(StrEnum):
     already_inside = "already_inside"
     not_inside = "not_inside"  # exit scan for someone who never entered
     reentry_denied = "reentry_denied"
+    not_recorded = "not_recorded"  # the gate could not write the scan (disk full): not admitted
 
 
 class TesseraError(Exception):

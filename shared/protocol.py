@@ -135,6 +135,8 @@ class TicketChange(_Answer):
     zone: int = Field(ge=0, le=0xFFFF)
     category: str = ""
     holder: str | None = None
+    valid_from: int = Field(default=0, ge=0, le=2**32 - 1)  # as in the ticket; 0 = no bound
+    valid_until: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
 class CheckinChange(_Answer):

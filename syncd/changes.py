@@ -29,6 +29,7 @@ from shared.protocol import Change, CheckinChange, KeyInfo, PresencePage, Ticket
 from shared.ticket import public_key_to_b64
 
 _PAGE = """SELECT f.seq, f.kind, t.ticket_id, t.nonce, t.status, t.zone, t.category, t.holder,
+       t.valid_from, t.valid_until,
        k.kid, k.public_key, k.status AS key_status,
        c.ticket_id AS c_ticket, c.gate_id AS c_gate, g.name AS gate_name, c.direction, c.at,
        c.conflict
@@ -167,6 +168,8 @@ def _ticket(r: asyncpg.Record) -> TicketChange:
         zone=r["zone"],
         category=r["category"],
         holder=r["holder"] or None,
+        valid_from=r["valid_from"],
+        valid_until=r["valid_until"],
     )
 
 

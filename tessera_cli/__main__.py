@@ -130,10 +130,16 @@ def keys() -> None:
 @keys.command("list")
 @click.argument("event_id", type=int)
 def keys_list(event_id: int) -> None:
-    """List public keys (private keys never leave syncd)."""
+    """List public keys (private keys never leave syncd), one per line, tab-separated:
+    kid, status (and "signer"), the raw Ed25519 public key in base64url.
+
+    The public key is what `gate trust PUBLIC_KEY` pins on an offline gate before it loads a
+    bundle saved with `tessera bundle`.
+    """
     with _api() as api:
         for k in api.json("GET", f"/api/v1/events/{event_id}/keys")["keys"]:
-            click.echo(f"{k['kid']}\t{k['status']}{' signer' if k['signer'] else ''}")
+            flag = " signer" if k["signer"] else ""
+            click.echo(f"{k['kid']}\t{k['status']}{flag}\t{k['public_key']}")
 
 
 @keys.command("rotate")

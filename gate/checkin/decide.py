@@ -8,6 +8,11 @@ DESIGN.md section 2 fixes the order, stopping at the first failure:
    the list's current nonce -> status (revoked, blocked) -> zone allowed at this gate -> entry
    state (already inside, re-entry policy, exit mode).
 
+A manual admit (a ticket number, no code) has no signature and no nonce to check; it applies
+every other rule from the list row: in the local list -> validity window (the list's dates, the
+same clock tolerance) -> status -> zone -> entry state. The window comes after the list look-up
+there only because the list is where the dates are; the outcome is the one a scan would give.
+
 The pipeline records the result durably before anyone sees it. The zone checked is the list's
 (the newer truth once the nonce matched: an organiser can upgrade a ticket without reissuing it).
 """
@@ -87,11 +92,19 @@ def rejected(exc: CodeRejected, events: Mapping[int, EventInfo], ctx: Context) -
     )
 
 
-def decide(ticket: Ticket | None, local: LocalState, event: EventInfo, ctx: Context) -> Decision:
-    """Steps 5-9 for a verified ticket; ``ticket=None`` is a manual look-up (no code, no nonce)."""
+def decide(
+    ticket: Ticket | None,
+    local: LocalState,
+    event: EventInfo,
+    ctx: Context,
+    *,
+    ticket_id: int | None = None,
+) -> Decision:
+    """Steps 5-9 for a verified ticket; ``ticket=None`` is a manual look-up (no code, no nonce)
+    of ``ticket_id`` (named in a denial even when the list does not know it)."""
     entry = local.entry
     if entry is None:
-        ticket_id = ticket.ticket_id if ticket else None
+        ticket_id = ticket.ticket_id if ticket else ticket_id
         return deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id, event_id=event.event_id)
     reason, message = _list_rules(ticket, entry, event, ctx)
     if reason is None:
@@ -141,6 +154,10 @@ def _list_rules(
 ) -> tuple[RejectReason | None, str]:
     if ticket is not None and ticket.nonce != entry.nonce:
         return RejectReason.reissued, messages.FIXED[RejectReason.reissued]
+    if ticket is None:  # a scan checked the signed window in verify_code
+        reason, message = _window_rule(entry, event, ctx)
+        if reason is not None:
+            return reason, message
     if entry.status == "revoked":
         return RejectReason.revoked, messages.FIXED[RejectReason.revoked]
     if entry.status == "blocked":
@@ -148,6 +165,18 @@ def _list_rules(
     if not entry.zone & zone_mask(ctx.settings.zones, event.zones):
         names = [name for bit, name in sorted(event.zones.items()) if entry.zone >> bit & 1]
         return RejectReason.wrong_zone, messages.wrong_zone(names)
+    return None, ""
+
+
+def _window_rule(
+    entry: ListEntry, event: EventInfo, ctx: Context
+) -> tuple[RejectReason | None, str]:
+    """The validity window of a manual admit, from the list, with the gate's clock tolerance."""
+    tolerance = ctx.settings.clock_tolerance
+    if entry.valid_from and ctx.now + tolerance < entry.valid_from:
+        return RejectReason.not_yet_valid, messages.not_yet_valid(entry.valid_from, event.timezone)
+    if entry.valid_until and ctx.now - tolerance > entry.valid_until:
+        return RejectReason.expired, messages.expired(entry.valid_until, event.timezone)
     return None, ""
 
 

@@ -25,6 +25,7 @@ FIXED: dict[RejectReason, str] = {
     RejectReason.already_inside: "Already checked in",
     RejectReason.not_inside: "Not checked in: no entry to exit",
     RejectReason.reentry_denied: "No re-entry",
+    RejectReason.not_recorded: "Not recorded: scan again",
 }
 
 

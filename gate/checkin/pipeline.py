@@ -1,29 +1,42 @@
 """The pipeline: verify -> decide -> durable commit -> feedback, one scan at a time.
 
 The result reaches feedback sinks only after the journal row is committed (``synchronous=FULL``):
-a power cut after the green light cannot lose the check-in. A scan that cannot be recorded is
-shown as DENY "Not recorded: scan again", never as an admit.
+a power cut after the green light cannot lose the check-in. A scan that cannot be recorded (disk
+full, I/O error) is shown as DENY ``not_recorded`` "Not recorded: scan again", with the ticket
+id when the code was read, never as an admit (and it is not in the journal: nothing could be).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from gate.checkin import messages
 from gate.checkin.decide import CodeRejected, Context, decide, deny, rejected, verify_code
 from gate.checkin.decision import Decision
 from gate.feedback import Feedback
 from gate.settings import GateSettings
 from gate.store.db import StaleCacheError, Store
 from gate.store.records import Direction, JournalEntry, LocalState
+from gate.store.search import check_ticket_id
 from shared.errors import RejectReason
 from shared.ticket import Ticket
 
 log = logging.getLogger(__name__)
 _KEY_REASONS = {RejectReason.unknown_key, RejectReason.wrong_event, RejectReason.key_retired}
-NOT_RECORDED = "Not recorded: scan again"
+NOT_RECORDED = messages.FIXED[RejectReason.not_recorded]
+
+
+class NotRecordedError(Exception):
+    """The journal write failed; carries what the scan had read so the denial can name it."""
+
+    def __init__(self, ticket: int | None, event: int | None) -> None:
+        super().__init__(f"scan of ticket {ticket} not recorded")
+        self.ticket = ticket
+        self.event = event
 
 
 class Pipeline:
@@ -85,7 +98,11 @@ class Pipeline:
     async def manual_admit(
         self, ticket_id: int, *, event_id: int | None = None, direction: Direction | None = None
     ) -> Decision:
-        """Admit by ticket number when the code is unreadable; every list rule still applies."""
+        """Admit by ticket number when the code is unreadable: every rule but the signature.
+
+        Raises ``TicketIdError`` for a number no list can hold (before anything is recorded).
+        """
+        check_ticket_id(ticket_id)
         started = time.perf_counter()
         ctx = self._context("manual", direction)
         if event_id is None:
@@ -115,14 +132,20 @@ class Pipeline:
         event = self.store.events[event_id]
 
         def judge(local: LocalState) -> tuple[Decision, JournalEntry]:
-            decision = decide(ticket, local, event, ctx)
+            decision = decide(ticket, local, event, ctx, ticket_id=ticket_id)
             return decision, self._journal_entry(decision)
 
-        decision, seq = await self.store.check_in(event_id, ticket_id, judge)
+        try:
+            decision, seq = await self.store.check_in(event_id, ticket_id, judge)
+        except (sqlite3.Error, OSError) as exc:
+            raise NotRecordedError(ticket_id, event_id) from exc
         return dataclasses.replace(decision, seq=seq)
 
     async def _record(self, decision: Decision) -> Decision:
-        seq = await self.store.record_scan(self._journal_entry(decision))
+        try:
+            seq = await self.store.record_scan(self._journal_entry(decision))
+        except (sqlite3.Error, OSError) as exc:
+            raise NotRecordedError(decision.ticket_id, decision.event_id) from exc
         return dataclasses.replace(decision, seq=seq)
 
     def _journal_entry(self, d: Decision) -> JournalEntry:
@@ -138,14 +161,26 @@ class Pipeline:
             d.ticket_id,
         )
 
+    def _not_recorded(self, ticket_id: int | None, event_id: int | None) -> Decision:
+        return Decision(
+            "deny",
+            RejectReason.not_recorded,
+            NOT_RECORDED,
+            ticket_id,
+            event_id,
+            direction=self._direction,
+            scanned_at=self._clock(),
+        )
+
     async def _finish(self, pending: Awaitable[Decision], started: float) -> Decision:
         try:
             decision = await pending
+        except NotRecordedError as exc:
+            log.error("could not record a scan: %s", exc.__cause__, extra={"ticket_id": exc.ticket})
+            decision = self._not_recorded(exc.ticket, exc.event)
         except Exception:
             log.exception("could not record a scan")
-            decision = Decision(
-                "deny", None, NOT_RECORDED, direction=self._direction, scanned_at=self._clock()
-            )
+            decision = self._not_recorded(None, None)
         decision = dataclasses.replace(decision, latency_ms=(time.perf_counter() - started) * 1000)
         for sink in self.sinks:
             try:

@@ -38,6 +38,8 @@ from gate.store.records import (
     ListEntry,
     LocalState,
 )
+from gate.store.search import MAX_TICKET_ID, fold, search_key, ticket_number
+from shared.errors import ConfigError
 from shared.ticket import key_id, public_raw
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ T = TypeVar("T")
 
 _LOOKUP = """
 SELECT (SELECT data_version FROM pragma_data_version),
-       t.nonce, t.status, t.zone, coalesce(c.label, ''), t.holder,
+       t.nonce, t.status, t.zone, coalesce(c.label, ''), t.holder, t.valid_from, t.valid_until,
        s.inside, s.last_in_at, s.last_in_gate, s.last_out_at, s.last_out_gate, s.entries
 FROM (SELECT ? AS e, ? AS i) AS k
 LEFT JOIN tickets t ON t.event_id = k.e AND t.ticket_id = k.i
@@ -72,11 +74,52 @@ ON CONFLICT (event_id, ticket_id) DO UPDATE SET
     inside = 0, last_out_at = ?3, last_out_gate = ?4, updated_at = ?3
 WHERE ?3 > updated_at
 """
-_MAX_ID = 2**63 - 1
+_MAX_ID = MAX_TICKET_ID
+_FOUND = """SELECT t.event_id, t.ticket_id, t.nonce, t.status, t.zone, coalesce(c.label, ''),
+       t.holder, t.valid_from, t.valid_until"""
+_BY_NUMBER = f"""{_FOUND} FROM tickets t LEFT JOIN categories c ON c.category_id = t.category_id
+WHERE t.event_id IN (SELECT event_id FROM events) AND t.ticket_id = ? LIMIT ?"""
+# The inner query reads only the covering index of named tickets; the outer one fetches the rows.
+_BY_NAME = f"""{_FOUND} FROM (SELECT event_id, ticket_id, search FROM tickets
+      WHERE search IS NOT NULL AND instr(search, ?1) > 0 ORDER BY search LIMIT ?2) m
+JOIN tickets t ON t.event_id = m.event_id AND t.ticket_id = m.ticket_id
+LEFT JOIN categories c ON c.category_id = t.category_id
+ORDER BY m.search"""
 
 
 class StaleCacheError(Exception):
     """Another process changed keys or events; the cache is reloaded, verify the code again."""
+
+
+class StoreOpenError(ConfigError):
+    """The database cannot be opened or brought up to date; names the file and the cause."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(f"cannot open the gate database {path}: {_cause(cause)}")
+
+
+class StoreWriteError(ConfigError):
+    """A write to the database failed (disk full, I/O error); the transaction changed nothing."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(f"could not write to the gate database {path}: {_cause(cause)}")
+
+
+@asynccontextmanager
+async def writes_to(path: Path) -> AsyncIterator[None]:
+    """For commands: a failed write (``sqlite3.Error``, ``OSError``) is a ``StoreWriteError``."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreWriteError(path, exc) from exc
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # the path is named already
+    return str(exc) or type(exc).__name__
 
 
 class Store:
@@ -94,11 +137,23 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
-        """Open (creating it and its folder if needed) and bring the schema up to date."""
+        """Open (creating it and its folder if needed) and bring the schema up to date.
+
+        Raises ``StoreOpenError`` naming the file and the cause (disk full, read-only, not a
+        database ...) instead of a bare ``sqlite3``/``OSError`` traceback at start.
+        """
         path = Path(path)
+        try:
+            return await cls._open(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreOpenError(path, exc) from exc
+
+    @classmethod
+    async def _open(cls, path: Path) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
+            await conn.create_function("tessera_fold", 1, fold, deterministic=True)
             for pragma in (
                 "auto_vacuum = INCREMENTAL",  # only takes effect on a new, empty database
                 "journal_mode = WAL",
@@ -108,11 +163,11 @@ class Store:
             ):
                 await conn.execute(f"PRAGMA {pragma}")
             await apply_migrations(conn)
+            store = cls(conn, path)
+            await store.refresh()
         except BaseException:
             await conn.close()
             raise
-        store = cls(conn, path)
-        await store.refresh()
         return store
 
     async def close(self) -> None:
@@ -238,25 +293,20 @@ class Store:
             await self.conn.execute(sql, (event_id, ticket_id, at, gate))
 
     async def search(self, query: str, *, limit: int = 20) -> list[ListEntry]:
-        """Tickets by number (exact) or holder name (case-insensitive substring)."""
+        """Tickets by number (exact) or holder name (folded substring, see gate.store.search).
+
+        Raises ``SearchError`` (``TicketIdError`` for a number no list can hold) for a query
+        that cannot be answered; never an ``OverflowError``.
+        """
         query = query.strip()
-        if not query:
-            return []
-        sql = (
-            "SELECT t.event_id, t.ticket_id, t.nonce, t.status, t.zone,"
-            " coalesce(c.label, ''), t.holder FROM tickets t"
-            " LEFT JOIN categories c ON c.category_id = t.category_id WHERE "
-        )
-        params: tuple[Any, ...]
-        if query.isdigit():
-            sql += "t.ticket_id = ? LIMIT ?"
-            params = (int(query), limit)
+        number = ticket_number(query)
+        if number is not None:
+            rows = await self.conn.execute_fetchall(_BY_NUMBER, (number, limit))
+        elif key := search_key(query):
+            rows = await self.conn.execute_fetchall(_BY_NAME, (key, limit))
         else:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            sql += "t.holder LIKE ? ESCAPE '\\' ORDER BY t.holder LIMIT ?"
-            params = (f"%{escaped}%", limit)
-        rows = await self.conn.execute_fetchall(sql, params)
-        return [ListEntry(r[0], r[1], r[2], STATUSES[r[3]], r[4], r[5], r[6]) for r in rows]
+            return []
+        return [_list_entry(r[0], r[1], r[2:]) for r in rows]
 
     async def trust(self, public_key: Ed25519PublicKey) -> bytes:
         """Pin a key as trusted to sign list bundles; returns its kid."""
@@ -311,8 +361,13 @@ def _event(row: Any) -> EventInfo:
 def _local_state(event_id: int, ticket_id: int, row: Any) -> LocalState:
     entry = None
     if row[0] is not None:
-        entry = ListEntry(event_id, ticket_id, row[0], STATUSES[row[1]], row[2], row[3], row[4])
+        entry = _list_entry(event_id, ticket_id, row[:7])
     state = None
-    if row[5] is not None:
-        state = EntryState(bool(row[5]), row[6], row[7], row[8], row[9], row[10])
+    if row[7] is not None:
+        state = EntryState(bool(row[7]), row[8], row[9], row[10], row[11], row[12])
     return LocalState(entry, state)
+
+
+def _list_entry(event_id: int, ticket_id: int, r: Any) -> ListEntry:
+    """From (nonce, status code, zone, category label, holder, valid_from, valid_until)."""
+    return ListEntry(event_id, ticket_id, r[0], STATUSES[r[1]], r[2], r[3], r[4], r[5], r[6])

@@ -37,7 +37,7 @@ class EventInfo:
 
 @dataclass(frozen=True, slots=True)
 class ListEntry:
-    """One row of the local ticket list."""
+    """One row of the local ticket list: everything a decision needs besides the code."""
 
     event_id: int
     ticket_id: int
@@ -46,6 +46,8 @@ class ListEntry:
     zone: int
     category: str
     holder: str | None
+    valid_from: int = 0  # Unix seconds, 0 = no lower bound (as in the signed ticket)
+    valid_until: int = 0  # Unix seconds, 0 = no upper bound
 
 
 @dataclass(frozen=True, slots=True)

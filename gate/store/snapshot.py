@@ -15,6 +15,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import IO
 
 import aiosqlite
@@ -27,12 +28,14 @@ from gate.store.importer import (
     _store_event,
     _store_keys,
     admit_signers,
+    ticket_insert,
     trusted_keys,
 )
 from shared.bundle import BundleReader
 from shared.errors import BundleError
 
 _SLICE = 1_000
+_STAGING = "tickets_staging"
 
 
 async def import_snapshot(
@@ -64,8 +67,10 @@ async def import_snapshot(
     except sqlite3.IntegrityError as exc:
         raise BundleError(f"snapshot breaks the list's rules: {exc}") from exc
     finally:
-        async with store.transaction() as conn:
-            await conn.execute("DROP TABLE IF EXISTS tickets_staging")
+        # Best effort: a full disk must not hide why the snapshot failed; the next one drops it.
+        with suppress(sqlite3.Error):
+            async with store.transaction() as conn:
+                await conn.execute("DROP TABLE IF EXISTS tickets_staging")
     await store.conn.execute("PRAGMA incremental_vacuum")
     await store.refresh()
     signer = probe.asked.hex() if probe.asked else ""
@@ -74,12 +79,28 @@ async def import_snapshot(
     return result, reader.header.cursor or ""
 
 
-async def _staging_ddl(conn: aiosqlite.Connection) -> str:
-    """``tickets``' own DDL under the staging name: the two tables can never drift apart."""
-    rows = list(await conn.execute_fetchall("SELECT sql FROM sqlite_master WHERE name = 'tickets'"))
-    ddl = str(rows[0][0])
-    # After a swap SQLite keeps the renamed table's DDL with the name quoted.
-    return re.sub(r'^CREATE TABLE\s+"?tickets"?', "CREATE TABLE tickets_staging", ddl)
+async def _staging_ddl(conn: aiosqlite.Connection) -> list[str]:
+    """``tickets``' own DDL and indexes under the staging name: they can never drift apart.
+
+    An index is made under its other name (``_a`` <-> ``_b``): the live one still exists, and
+    the swap keeps the staging table's (SQLite renames tables, not indexes).
+    """
+    rows = await conn.execute_fetchall(
+        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'tickets' AND sql IS NOT NULL"
+    )
+    ddl = []
+    for kind, name, sql in rows:
+        # After a swap SQLite keeps the renamed table's name quoted in its DDL.
+        sql = re.sub(r'\bON\s+"?tickets"?\s*\(', f"ON {_STAGING} (", str(sql))
+        sql = re.sub(r'^CREATE TABLE\s+"?tickets"?', f"CREATE TABLE {_STAGING}", sql)
+        if kind == "index":
+            sql = sql.replace(name, _other_name(name), 1)
+        ddl.append(sql)
+    return sorted(ddl, key=lambda text: not text.startswith("CREATE TABLE"))
+
+
+def _other_name(index: str) -> str:
+    return index[:-2] + ("_b" if index.endswith("_a") else "_a")
 
 
 async def _stage(
@@ -89,7 +110,8 @@ async def _stage(
     event_id = reader.header.event.event_id
     async with store.transaction() as conn:
         await conn.execute("DROP TABLE IF EXISTS tickets_staging")
-        await conn.execute(await _staging_ddl(conn))
+        for ddl in await _staging_ddl(conn):
+            await conn.execute(ddl)
         await conn.execute(
             "INSERT INTO tickets_staging SELECT * FROM tickets WHERE event_id != ?", (event_id,)
         )
@@ -100,10 +122,7 @@ async def _stage(
     while rows := await asyncio.to_thread(_batch, batches, event_id, categories):
         for start in range(0, len(rows), _SLICE):  # short transactions: scans slip in between
             async with store.transaction() as conn:
-                await conn.executemany(
-                    "INSERT INTO tickets_staging VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows[start : start + _SLICE],
-                )
+                await conn.executemany(ticket_insert(_STAGING), rows[start : start + _SLICE])
         count += len(rows)
         if progress:
             progress(len(rows))

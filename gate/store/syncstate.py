@@ -17,7 +17,9 @@ import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.store.db import _ENTER, _LEAVE, Store
+from gate.store.importer import ticket_insert
 from gate.store.records import STATUSES, JournalRow
+from gate.store.search import fold
 from shared.protocol import ChangesPage, CheckinChange, EnrollResponse, KeyInfo, TicketChange
 from shared.ticket import key_id, public_key_from_b64, public_raw
 
@@ -198,15 +200,16 @@ async def _put_ticket(
     if t.ticket_id >= 2**63:
         raise ChangeError(f"ticket id {t.ticket_id} is out of range")
     cid = await _category(conn, t.category, categories)
-    row: tuple[Any, ...] = (t.nonce, _STATUS_CODE[t.status], t.zone, cid, t.holder)
+    values = (t.nonce, _STATUS_CODE[t.status], t.zone, cid, t.holder, t.valid_from, t.valid_until)
+    row: tuple[Any, ...] = (*values, fold(t.holder))
     cursor = await conn.execute(
-        "INSERT OR IGNORE INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)", (event_id, t.ticket_id, *row)
+        f"{ticket_insert('tickets')} ON CONFLICT DO NOTHING", (event_id, t.ticket_id, *row)
     )
     if cursor.rowcount == 1:
         return 1
     await conn.execute(
-        "UPDATE tickets SET nonce = ?, status = ?, zone = ?, category_id = ?, holder = ?"
-        " WHERE event_id = ? AND ticket_id = ?",
+        "UPDATE tickets SET nonce = ?, status = ?, zone = ?, category_id = ?, holder = ?,"
+        " valid_from = ?, valid_until = ?, search = ? WHERE event_id = ? AND ticket_id = ?",
         (*row, event_id, t.ticket_id),
     )
     return 0

@@ -65,6 +65,8 @@ class _Bridge:
                     r["zone"],
                     r["category"],
                     r["holder"] if self._names else None,
+                    r["valid_from"],
+                    r["valid_until"],
                 )
 
 
@@ -153,7 +155,8 @@ async def stream_bundle(
         response.headers["X-Ticket-Count"] = str(header.ticket_count)
         await response.prepare(request)
         cursor = await conn.cursor(
-            "SELECT ticket_id, nonce, status, zone, category, holder FROM tickets"
+            "SELECT ticket_id, nonce, status, zone, category, holder, valid_from, valid_until"
+            " FROM tickets"
             " WHERE event_id = $1 ORDER BY ticket_id",
             event["event_id"],
         )

@@ -44,7 +44,7 @@ def _corrupt(data: bytes) -> bytes:
         (bundle_bytes(NEW_LIST)[:-40], "gzip|truncated"),
         (_corrupt(bundle_bytes(NEW_LIST)), "does not match"),
         (b"not a bundle at all", "gzip"),
-        (gzip.compress(b'{"format": "tessera-bundle/1"}\n'), "bad bundle header"),
+        (gzip.compress(b'{"format": "tessera-bundle/2"}\n'), "bad bundle header"),
     ],
     ids=["unsigned", "truncated", "tampered", "garbage", "bad-header"],
 )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
+import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -90,6 +93,57 @@ def test_many_batches_round_trip_in_order() -> None:
 
 def test_a_line_smuggling_two_rows_is_refused() -> None:
     raw = gzip.decompress(_bundle())
-    smuggled = raw.replace(b'[2,22,"revoked",1,"VIP",null]', b'[2,22,"valid",1,"VIP",null],[9]')
+    row = b'[2,22,"revoked",1,"VIP",null,0,0]'
+    smuggled = raw.replace(row, b'[2,22,"valid",1,"VIP",null,0,0],[9]')
+    assert smuggled != raw
     with pytest.raises(BundleError, match="bad ticket rows"):
         _read(gzip.compress(smuggled))
+
+
+def test_validity_window_round_trips() -> None:
+    """Format 2 rows carry valid_from / valid_until (a manual admit checks them)."""
+    windowed = [BundleTicket(1, 1, valid_from=1_700_000_000, valid_until=0xFFFFFFFF)]
+    assert _read(_bundle(windowed)) == windowed
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def _resigned(raw: bytes) -> bytes:
+    """Re-sign edited bundle lines: the check under test must not be the signature's."""
+    lines = raw.splitlines(keepends=True)[:-1]
+    body = b"".join(lines)
+    signature = KEY.sign(b"TESSERA-BUNDLE-1\x00" + hashlib.sha256(body).digest())
+    trailer = {"signer": key_id(KEY.public_key()).hex(), "signature": b64(signature)}
+    return gzip.compress(body + json.dumps(trailer).encode() + b"\n")
+
+
+def test_a_format_1_bundle_is_refused_by_name() -> None:
+    """Regression (issue 13.1): format 1 had no validity dates; reading its tickets as valid
+    forever would let a manual admit skip the window, so it is refused with what to do."""
+    raw = gzip.decompress(_bundle()).replace(b"tessera-bundle/2", b"tessera-bundle/1")
+    raw = raw.replace(b",0,0]\n", b"]\n")
+    with pytest.raises(BundleError, match=r"tessera-bundle/1 is too old.*tessera bundle"):
+        _read(_resigned(raw))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        b'[1,11,"valid",65535,"GA",null]',  # format 1 length
+        b'[1,11,"valid",65535,"GA",null,0,0,9]',
+        b'[true,11,"valid",65535,"GA",null,0,0]',
+        b'[1,11,"valid",65535,"GA",null,-1,0]',
+        b'[1,11,"valid",65535,"GA",null,0,4294967296]',
+        b'[1,11,"valid",65535,"GA",null,0,"soon"]',
+        b'[18446744073709551616,11,"valid",65535,"GA",null,0,0]',
+        b'{"ticket_id":1}',
+    ],
+)
+def test_a_signed_but_ill_typed_row_is_refused(row: bytes) -> None:
+    raw = gzip.decompress(_bundle())
+    edited = raw.replace(b'[1,11,"valid",65535,"GA","Ada Lovelace",0,0]', row)
+    assert edited != raw
+    with pytest.raises(BundleError, match="bad ticket row 1"):
+        _read(_resigned(edited))
