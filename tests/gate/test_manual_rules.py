@@ -29,6 +29,7 @@ from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.display_settings import DisplaySettings
 from gate.store.db import Store
 from shared.bundle import BundleTicket
+from tests.gate.feedback.conftest import PIN, PIN_HASH
 from tests.gate.kit import Clock, bundle_bytes, code, loaded_store, pipeline
 from tests.gate.test_cli import gate
 
@@ -126,7 +127,7 @@ def test_rule_on_gate_admit(data_dir: Path, ticket_id: int, reason: str | None) 
 @pytest.fixture
 async def kiosk(data_dir: Path) -> AsyncIterator[Display]:
     store = await Store.open(data_dir / "gate.sqlite3")
-    display = Display(DisplaySettings(port=0, status_interval=0.2))
+    display = Display(DisplaySettings(port=0, status_interval=0.2, staff_pin=PIN_HASH))
     display.backend = PipelineBackend(pipeline(store, Clock(time.time()), zones=["Main"]))
     await display.start()
     try:
@@ -137,13 +138,14 @@ async def kiosk(data_dir: Path) -> AsyncIterator[Display]:
 
 
 async def kiosk_admit(display: Display, ticket_id: int) -> dict[str, object]:
-    """What the page's "Admit" button sends (add the staff credential here once it exists)."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(display.url + "api/admit", json={"ticket_id": ticket_id}) as resp,
-    ):
-        assert resp.status == 200, await resp.text()
-        return dict(await resp.json())
+    """What the page sends: the staff PIN (a session cookie), then "Admit"."""
+    jar = aiohttp.CookieJar(unsafe=True)  # keeps the 127.0.0.1 cookie as a browser does
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.post(display.url + "api/staff/login", json={"pin": PIN}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.post(display.url + "api/admit", json={"ticket_id": ticket_id}) as resp:
+            assert resp.status == 200, await resp.text()
+            return dict(await resp.json())
 
 
 @pytest.mark.parametrize(("ticket_id", "reason"), CASES, ids=IDS)
