@@ -27,9 +27,9 @@ cursor. Check-ins in the feed carry scan times already corrected to syncd's cloc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENROLL_PATH = "/api/v1/gate/enroll"
 PUSH_PATH = "/api/v1/gate/checkins"
@@ -62,9 +62,10 @@ _GATE_TIME = Field(ge=0, le=MAX_GATE_TIME, allow_inf_nan=False)
 
 
 class _Model(BaseModel):
-    """What a gate sends: syncd refuses a field it does not know."""
+    """What a gate sends: syncd refuses a field it does not know, and a value of the wrong JSON
+    type (``"scanned_at": false`` or ``"seq": "5"`` is a 422, never coerced)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Answer(BaseModel):
@@ -112,6 +113,15 @@ class CheckinIn(_Model):
     reason: str | None = Field(default=None, max_length=64)
     via: str = Field(default="scanner", max_length=32)
     scanned_at: float = _GATE_TIME  # gate clock, Unix seconds
+
+    @field_validator("seq", "ticket_id", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """JSON Schema counts 5.0 as an integer, so the strict model takes it as 5 (and still
+        refuses 5.5, ``true`` and ``"5"``)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 class PushRequest(_Model):

@@ -23,7 +23,7 @@ from tests.syncd.conftest import Org
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets, send
 
 
-def _row(seq: int, ticket: int | None, at: float, **over: Any) -> dict[str, Any]:
+def _row(seq: float, ticket: int | None, at: float, **over: Any) -> dict[str, Any]:
     return {
         "seq": seq,
         "scan_id": secrets.token_hex(16),
@@ -43,6 +43,11 @@ POISONS = {
     "ticket_id_negative": ({"ticket_id": -1}, "checkins.0.ticket_id"),
     "scanned_at_huge": ({"scanned_at": 1e308}, "checkins.0.scanned_at"),
     "scanned_at_negative": ({"scanned_at": -1.0}, "checkins.0.scanned_at"),
+    # Wrong JSON types were coerced (false stored as 0.0, "5" as 5): schemathesis found them.
+    "scanned_at_false": ({"scanned_at": False}, "checkins.0.scanned_at"),
+    "seq_text": ({"seq": "5"}, "checkins.0.seq"),
+    "seq_true": ({"seq": True}, "checkins.0.seq"),
+    "ticket_id_fraction": ({"ticket_id": 7.5}, "checkins.0.ticket_id"),
 }
 
 
@@ -73,6 +78,16 @@ async def test_a_poisonous_push_among_concurrent_pushes_of_two_orgs_is_refused_a
     finally:
         await conn.close()
     assert dict(stored) == {g.gate_id: 2 for g, _ in gates}  # nothing of the bad gate
+
+
+async def test_integral_floats_are_integers_as_json_schema_says(
+    client: TestClient, org_a: Org
+) -> None:
+    """JSON Schema counts 291.0 as an integer; a strict push model still takes it as 291."""
+    event, tickets = await event_with_tickets(client, org_a, n=1)
+    gate = await enrolled_gate(client, org_a, event, "G")
+    status, body = await send(client, gate, [_row(1.0, tickets[0], time.time())])
+    assert (status, body["acked_seq"]) == (200, 1), body
 
 
 async def test_a_ticket_id_of_2_to_the_63_minus_1_is_stored_whole_and_above_it_refused(
