@@ -182,6 +182,17 @@ def test_proxy_balances_both_replicas_and_lets_long_polls_through() -> None:
     assert timeout and int(timeout.group(1)) > 30  # shared.protocol.MAX_WAIT_SECONDS = 30
 
 
+def test_proxy_body_limit_is_syncds_list_limit() -> None:
+    """nginx allowed 1 GiB while syncd refuses lists over SYNCD_MAX_LIST_BYTES: keep them equal,
+    so a too-large list gets syncd's named 413 from either."""
+    from syncd.settings import SyncdSettings
+
+    text = (DEPLOY / "proxy" / "nginx.conf").read_text(encoding="utf-8")
+    found = re.search(r"client_max_body_size\s+(\d+)m;", text)
+    assert found, "nginx.conf states client_max_body_size in MiB"
+    assert int(found.group(1)) << 20 == SyncdSettings().max_list_bytes
+
+
 def test_dockerfiles_run_as_a_user_with_the_right_entrypoints() -> None:
     syncd = (DEPLOY / "syncd.Dockerfile").read_text(encoding="utf-8")
     gate = (DEPLOY / "gate.Dockerfile").read_text(encoding="utf-8")

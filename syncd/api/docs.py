@@ -3,8 +3,9 @@
 Generated, not hand-written: the route table, the roles and the request body models are the
 same objects the server runs, and ``tests/syncd/test_openapi.py`` walks the document against the
 running app to keep the rest (status codes, error bodies) true. The statuses follow from each
-operation's declaration (auth: 401/403/503, path ids: 404, a body: 413/415/422, every request:
-400/429); ``CONFLICTS``, ``NEEDS_DATABASE`` and ``PRODUCES`` add what a declaration cannot say.
+operation's declaration (auth: 401/403/503, path ids: 404, a body: 413/415/422, an upload also
+408, every request: 400/429); ``CONFLICTS``, ``NEEDS_DATABASE`` and ``PRODUCES`` add what a
+declaration cannot say.
 ``tests/syncd/test_contract_fuzz.py`` fuzzes the whole document with schemathesis.
 """
 
@@ -38,11 +39,13 @@ _ERRORS = {
     "401": "No or invalid credential (or enrolment code)",
     "403": "Credential of the wrong kind, or role too low",
     "404": "Not found (or another organisation's)",
+    "408": "The upload did not arrive within SYNCD_UPLOAD_TIMEOUT",
     "409": "Conflict with current state",
     "413": "Body too large",
     "415": "Wrong content type",
     "422": "Invalid body",
-    "429": "Too many failed attempts from this address; wait Retry-After seconds",
+    "429": "Too many failed attempts from this address (or, for a list upload, too many uploads"
+    " of this organisation at once); wait Retry-After seconds",
     "503": "Postgres (or RabbitMQ) unavailable; retry after Retry-After seconds",
 }
 _RETRY_AFTER = {
@@ -103,6 +106,8 @@ def _statuses(o: Operation) -> list[str]:
         codes.add("404")
     if o.body is not None or o.uploads:
         codes |= {"413", "415", "422"}
+    if o.uploads:
+        codes.add("408")  # a streamed upload has a deadline (syncd/lists/spool.py)
     name = o.handler.__name__
     if name in CONFLICTS:
         codes.add("409")

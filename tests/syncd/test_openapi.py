@@ -151,3 +151,5 @@ def test_document_states_statuses_media_types_and_auth() -> None:
     enroll = doc["paths"]["/api/v1/gate/enroll"]["post"]
     assert "security" not in enroll and {"401", "503"} <= set(enroll["responses"])
     assert "409" in doc["paths"]["/api/v1/events/{event_id}"]["patch"]["responses"]
+    upload = doc["paths"]["/api/v1/events/{event_id}/list"]["post"]["responses"]
+    assert {"408", "413", "415", "422", "429", "503"} <= set(upload), "the upload's own limits"
