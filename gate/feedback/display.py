@@ -151,6 +151,7 @@ class Display:
         )
         app.cleanup_ctx.append(self._status_pusher)
         app.on_shutdown.append(self._close_streams)
+        app.on_response_prepare.append(_safe_headers)
         return app
 
     # -- status -------------------------------------------------------------------------------
@@ -248,3 +249,13 @@ class KioskInput:
     async def texts(self) -> AsyncIterator[str]:
         forever: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         yield await forever
+
+
+async def _safe_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer (streams too): no version banner, no MIME sniffing, not framed by another
+    page, and names and decisions from the API never kept in a browser cache."""
+    response.headers["Server"] = "tessera-gate"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"

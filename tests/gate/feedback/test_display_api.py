@@ -100,6 +100,18 @@ async def test_a_foreign_host_name_is_misdirected(served: Served) -> None:
             assert r.status == 200, host
 
 
+async def test_answers_carry_no_version_banner_and_safe_headers(served: Served) -> None:
+    """The kiosk said `Server: Python/3.11 aiohttp/3.14.5`; refusals and the page included."""
+    for path, headers in (("", {}), ("api/state", {}), ("api/state", {"Host": "evil.example"})):
+        async with served.http.get(served.url(path), headers=headers) as r:
+            assert r.headers["Server"] == "tessera-gate", path
+            assert "aiohttp" not in r.headers["Server"] and "Python" not in r.headers["Server"]
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+            assert r.headers["X-Frame-Options"] == "DENY"
+            if path.startswith("api/"):
+                assert r.headers["Cache-Control"] == "no-store"
+
+
 async def test_requests_from_other_pages_are_forbidden(served: Served) -> None:
     """A page on another site or port posts to /api/scan or /api/admit: refused, none recorded."""
     await served.login()
