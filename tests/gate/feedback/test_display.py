@@ -18,16 +18,8 @@ from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.display_settings import DisplaySettings
 from gate.scan.synth import write_video
 from tests.gate.feedback.realgate import RealGate, make_gate, tickets
+from tests.support.chromium import CHROMIUM_ARGS
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GREEN, RED = "green", "red"
 
 
