@@ -1,7 +1,7 @@
 """JSON log lines with the request id of the request that caused them.
 
 Log records never carry secrets: handlers log ids (org, event, token id, kid), never token text,
-private keys or the master key. ``tests/syncd/test_logs.py`` holds the line.
+private keys or the master key. ``tests/syncd/test_ops.py`` holds the line.
 """
 
 from __future__ import annotations
