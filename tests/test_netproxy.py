@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
 from playwright.async_api import async_playwright
 
 from tests.support.chromium import CHROMIUM_ARGS
@@ -145,32 +146,28 @@ def test_hosts_seen_counts_forwarded_and_refused_per_host(tmp_path: Path) -> Non
 
 
 async def test_kiosk_flags_keep_chromium_from_contacting_any_outside_host(
-    registry_proxy: Proxied, tmp_path: Path
+    registry_proxy: Proxied,
 ) -> None:
     """Regression: Chromium with --disable-background-networking alone still called
     content-autofill.googleapis.com (3 times per page with a form), accounts.google.com,
     update.googleapis.com and clients2.google.com. With the shared kiosk flags and every
     request sent to a logging proxy, filling in a form on a local page contacts nothing."""
-    (tmp_path / "index.html").write_text(
+    form = (
         "<form onsubmit='return false'><input id=q autocomplete=name>"
         "<input id=email type=email><button id=go>go</button></form>"
     )
-    page_server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "http.server",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "-d",
-        str(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    page_port = runner.addresses[0][1]
     try:
-        assert page_server.stdout is not None
-        banner = await asyncio.wait_for(page_server.stdout.readline(), 10)
-        page_port = int(banner.split(b"port ")[1].split(b" ")[0])
         proxy_flag = f"--proxy-server=http://127.0.0.1:{registry_proxy.port}"
         async with async_playwright() as p:
             browser = await p.chromium.launch(
@@ -178,7 +175,7 @@ async def test_kiosk_flags_keep_chromium_from_contacting_any_outside_host(
             )
             for _ in range(2):
                 page = await browser.new_page()
-                await page.goto(f"http://127.0.0.1:{page_port}/index.html")
+                await page.goto(f"http://127.0.0.1:{page_port}/")
                 await page.fill("#q", "Grace Hopper")
                 await page.fill("#email", "grace@example.org")
                 await page.click("#go")
@@ -186,6 +183,5 @@ async def test_kiosk_flags_keep_chromium_from_contacting_any_outside_host(
             await asyncio.sleep(5)
             await browser.close()
     finally:
-        page_server.terminate()
-        await page_server.wait()
+        await runner.cleanup()
     assert registry_proxy.log == []
