@@ -8,7 +8,7 @@ A bundle is a gzip stream of UTF-8 JSON lines::
                            valid_from, valid_until]
     last line     trailer {"signer": kid-hex, "signature": base64url}
 
-A ticket row carries everything the gate's decision needs without the QR (DESIGN.md section 2
+A ticket row carries everything the gate's decision needs without the QR (docs/design.md section 2
 minus the signature), so a manual admit by ticket number applies the same rules as a scan:
 ``valid_from`` / ``valid_until`` are Unix seconds (0 = no bound), as in the signed ticket.
 Format 1 rows had no validity window; a reader refuses a format-1 bundle by name rather than

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 
 class RejectReason(StrEnum):
-    """Why a scan was denied, in the order the gate checks (DESIGN.md section 2)."""
+    """Why a scan was denied, in the order the gate checks (docs/design.md section 2)."""
 
     not_a_ticket = "not_a_ticket"  # no T1: prefix: a URL, a Wi-Fi code, an EU DCC ...
     malformed = "malformed"  # T1: but bad base45, wrong length or version

@@ -1,4 +1,4 @@
-"""The wire protocol between a gate and syncd (DESIGN.md section 3).
+"""The wire protocol between a gate and syncd (docs/design.md section 3).
 
 Every gate endpoint below, except enrolment, takes ``Authorization: Bearer <gate credential>``;
 a gate credential starts with ``tsg_`` and reaches only its own event's gate endpoints.
@@ -40,7 +40,7 @@ GATE_CREDENTIAL_PREFIX = "tsg_"
 MAX_PUSH_BATCH = 1000
 MAX_WAIT_SECONDS = 30
 
-# RabbitMQ routing keys on the topic exchange (DESIGN.md section 4).
+# RabbitMQ routing keys on the topic exchange (docs/design.md section 4).
 ROUTING_KEYS = (
     "checkin.performed",  # admitted in
     "checkin.invalid",  # denied scan

@@ -1,6 +1,6 @@
 """The signed T1 ticket: what a ticket QR code holds, and how to sign and check it.
 
-Format (DESIGN.md section 1). The QR text is ``T1:`` followed by the base45 (RFC 9285) encoding
+Format (docs/design.md section 1). The QR text is ``T1:`` followed by the base45 (RFC 9285) encoding
 of exactly 95 bytes, all integers big-endian::
 
     offset  size  field        meaning

@@ -2,11 +2,14 @@
 
 Postgres and RabbitMQ are real servers (scripts/setup makes sure they run). A missing service is
 a set-up failure: the fixtures fail loudly, they never skip. Each test gets its own fresh
-database and its own uniquely named exchange/queues, so nothing leaks between tests.
+database and its own uniquely named exchange/queues, so nothing leaks between tests; after the
+session, ``pytest_sessionfinish`` fails the run if the broker holds anything new that this session
+made (tests/support/broker.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +18,8 @@ from dataclasses import dataclass, field
 import aio_pika
 import asyncpg
 import pytest
+
+from tests.support.broker import leaked, passive_names, rabbitmqctl_names
 
 PG_URL = os.environ.get(
     "TESSERA_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
@@ -74,6 +79,34 @@ class Rabbit:
         return full
 
 
+_BROKER: dict[str, object] = {}  # the snapshot before the first test that used the broker
+_NAMESPACES: set[str] = set()  # every Rabbit namespace this session handed out
+
+
+async def _broker_snapshot(method: str = "rabbitmqctl") -> tuple[str, set[str]]:
+    names = rabbitmqctl_names(AMQP_URL) if method == "rabbitmqctl" else None
+    if names is not None:
+        return "rabbitmqctl", names
+    return "passive", await passive_names(AMQP_URL)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when the broker holds exchanges or queues this session made and left."""
+    if "before" not in _BROKER:
+        return
+    method, after = asyncio.run(_broker_snapshot(str(_BROKER["method"])))
+    before = _BROKER["before"]
+    assert isinstance(before, set)
+    leaks = leaked(before, after, _NAMESPACES)
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"the broker holds what this test session left ({method}): {', '.join(leaks)}"
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture
 async def rabbit() -> AsyncIterator[Rabbit]:
     """RabbitMQ with unique names; everything named through it is deleted after the test."""
@@ -81,7 +114,10 @@ async def rabbit() -> AsyncIterator[Rabbit]:
         conn = await aio_pika.connect(AMQP_URL, timeout=10)
     except Exception as exc:
         pytest.fail(f"RabbitMQ is not reachable at {AMQP_URL!r} ({exc}); run scripts/setup")
+    if "before" not in _BROKER:
+        _BROKER["method"], _BROKER["before"] = await _broker_snapshot()
     r = Rabbit(url=AMQP_URL, namespace=f"tessera-test-{uuid.uuid4().hex[:12]}")
+    _NAMESPACES.add(r.namespace)
     try:
         yield r
     finally:

@@ -1,6 +1,6 @@
 """The gate's decision, as pure functions: no I/O, no clock; ``now`` is passed in.
 
-DESIGN.md section 2 fixes the order, stopping at the first failure:
+docs/design.md section 2 fixes the order, stopping at the first failure:
 
 1. ``verify_code`` (needs only the keys): format -> key known and active for this event ->
    signature -> validity window (with clock tolerance);

@@ -1,4 +1,4 @@
-"""Sync with syncd (DESIGN.md section 3): ``client`` speaks shared/protocol.py over httpx,
+"""Sync with syncd (docs/design.md section 3): ``client`` speaks shared/protocol.py over httpx,
 ``worker`` pushes the journal and pulls the change feed in the background, ``credential``
 keeps the gate's credential in a 0600 file.
 

@@ -1,6 +1,6 @@
 """Attendee list push: received whole, parsed off the loop, then applied whole or not at all.
 
-The order is the defence (DESIGN.md section 7): size announced (413), media type (415), the
+The order is the defence (docs/design.md section 7): size announced (413), media type (415), the
 event (404, one short query), an upload slot of the organisation (429), the body under a
 deadline into a temp file (408/413/400), parsing in a worker process (422/400/413), and only
 then one pooled connection and transaction for the apply.

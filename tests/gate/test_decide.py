@@ -1,4 +1,4 @@
-"""Every decision rule of DESIGN.md section 2, through the real pipeline and a real SQLite file."""
+"""Every decision rule of docs/design.md section 2, through the real pipeline on real SQLite."""
 
 from __future__ import annotations
 

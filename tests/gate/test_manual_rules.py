@@ -3,7 +3,7 @@
 
 Regression for issue 13.1: a manual admit let expired and not-yet-valid tickets in, because the
 gate's list had no validity dates. The list now carries them and a manual admit applies every
-rule of DESIGN.md section 2 except the signature. "Reissued" (the nonce) needs a code, so it is
+rule of docs/design.md section 2 except the signature. "Reissued" (the nonce) needs a code, so it is
 a QR-only rule: a manual admit has no nonce to compare (tested for the QR path only).
 
 The kiosk test posts to /api/admit as the page does, with no staff credential: this branch's

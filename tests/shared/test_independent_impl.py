@@ -1,4 +1,4 @@
-"""Interoperability: a second, minimal implementation written from DESIGN.md section 1 alone.
+"""Interoperability: a second, minimal implementation written from docs/design.md section 1 alone.
 
 It shares no code with ``shared.ticket`` (only the Ed25519 primitive), so a disagreement in byte
 order, field offsets, base45 or the kid shows up here.

@@ -1,4 +1,4 @@
-"""The T1 ticket format (DESIGN.md section 1): round trips, rejections, QR fit."""
+"""The T1 ticket format (docs/design.md section 1): round trips, rejections, QR fit."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ import sys
 
 import httpx
 
-from tests.conftest import AMQP_URL
-from tests.syncd.conftest import MASTER_KEY
+from tests.conftest import AMQP_URL, Rabbit
+from tests.syncd.conftest import MASTER_KEY, relay_exchange
 
 
 def _free_port() -> int:
@@ -34,13 +34,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen) -> httpx.Response:
     raise AssertionError("syncd serve never answered")
 
 
-def test_serve_process(db_url: str) -> None:
+def test_serve_process(db_url: str, rabbit: Rabbit) -> None:
     port = _free_port()
     env = {
         **os.environ,
         "SYNCD_DATABASE_URL": db_url,
         "SYNCD_MASTER_KEY": MASTER_KEY,
         "SYNCD_AMQP_URL": AMQP_URL,
+        "SYNCD_AMQP_EXCHANGE": relay_exchange(rabbit),
         "SYNCD_PORT": str(port),
     }
     proc = subprocess.Popen(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 from playwright.async_api import async_playwright
 
-from tests.gate.feedback.conftest import CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM_ARGS
 from tests.syncd.conftest import Org, create_event, push
 
 

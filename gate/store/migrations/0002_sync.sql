@@ -1,4 +1,4 @@
--- Tessera gate store, version 2: sync with syncd (DESIGN.md section 3, shared/protocol.py).
+-- Tessera gate store, version 2: sync with syncd (docs/design.md section 3, shared/protocol.py).
 -- One row: where this gate syncs to and how far it got. The credential itself lives in a file
 -- with mode 0600 (GATE_CREDENTIAL_FILE), never in the database.
 CREATE TABLE sync_state (

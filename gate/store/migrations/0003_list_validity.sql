@@ -1,4 +1,4 @@
--- Tessera gate store, version 3: every rule of the decision without the QR (DESIGN.md section 2),
+-- Tessera gate store, version 3: every rule of the decision without the QR (docs/design.md section 2),
 -- and a name search that ignores case and accents.
 -- A manual admit (ticket number typed or picked from a search) has no signed code to read the
 -- validity window from, so the list carries it (Unix seconds, 0 = no bound, as in the ticket).

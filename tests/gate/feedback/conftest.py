@@ -19,16 +19,8 @@ from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.staff import hash_pin
 from shared.bundle import BundleTicket
 from tests.gate.feedback.realgate import RealGate, make_gate, tickets
+from tests.support.chromium import CHROMIUM_ARGS
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GREEN, RED = "green", "red"
 PIN = "2468"
 PIN_HASH = str(hash_pin(PIN))

@@ -1,0 +1,33 @@
+"""The Chromium flags the display tests share with the kiosk: one list, read from deploy/.
+
+``deploy/gate/chromium-flags.env`` (a systemd EnvironmentFile, installed for
+``tessera-kiosk.service``) holds the flags that keep Chromium off the network; the tests launch
+Chromium with exactly those, plus what headless-as-root needs. Why each flag is there is written in
+that file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FLAGS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "gate" / "chromium-flags.env"
+VARIABLE = "TESSERA_CHROMIUM_FLAGS"
+
+
+def kiosk_flags(path: Path = FLAGS_FILE) -> list[str]:
+    """The flags in ``path``'s ``TESSERA_CHROMIUM_FLAGS=`` line (backslash continues a line)."""
+    logical, pending = [], ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if not pending and raw.lstrip().startswith("#"):
+            continue
+        pending += raw[:-1] + " " if raw.endswith("\\") else raw
+        if not raw.endswith("\\"):
+            logical.append(pending)
+            pending = ""
+    values = [line.split("=", 1)[1] for line in logical if line.startswith(f"{VARIABLE}=")]
+    if len(values) != 1:
+        raise ValueError(f"{path}: expected one {VARIABLE}= line, found {len(values)}")
+    return values[0].split()
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", *kiosk_flags()]
