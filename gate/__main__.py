@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import stat
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -88,6 +90,8 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
         raise click.BadParameter(
             f"unknown source {unknown}; known: {sorted(SOURCES)}, serial:PATH, evdev:PATH"
         )
+    if "stdin" in sources:
+        _refuse_dead_stdin()
     if check_config:
         from gate.app import check_list
 
@@ -96,6 +100,27 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         sys.exit(0 if report["ok"] else 2)
     _run(_serve(settings, sources, devices))
+
+
+def _refuse_dead_stdin() -> None:
+    """``--source stdin`` needs a terminal, pipe or file on standard input.
+
+    Under systemd standard input is /dev/null (or closed): the source would end at once, the
+    gate would exit 0 and ``Restart=always`` would start it again forever. Refuse instead
+    (exit 2; the unit does not restart on it) and say what serves a scanner there.
+    """
+    try:
+        info = os.fstat(0)
+    except OSError:
+        dead = True
+    else:
+        dead = stat.S_ISCHR(info.st_mode) and not os.isatty(0)
+    if dead:
+        raise click.UsageError(
+            "--source stdin: standard input is no terminal, pipe or file (under systemd it is "
+            "/dev/null); for a scanner use --source serial:PATH, evdev:PATH or kiosk (the "
+            "kiosk page takes keyboard-wedge scans)"
+        )
 
 
 def _device_sources(specs: tuple[str, ...]) -> dict[str, Any]:
