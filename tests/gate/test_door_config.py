@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from gate.feedback.staff import hash_pin
 from tests.gate.scan.rungate import RunningGate, prepared
@@ -23,7 +24,7 @@ _LINE = re.compile(r"^(?:#\s*)?(GATE_[A-Z0-9_]+)=(.*)$")
 
 
 def _gate(
-    data: Path, *args: str, env: dict[str, str], stdin: object = None
+    data: Path, *args: str, env: dict[str, str], stdin: IO[bytes] | None = None
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
     return subprocess.run(
