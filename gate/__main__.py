@@ -90,8 +90,6 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
         raise click.BadParameter(
             f"unknown source {unknown}; known: {sorted(SOURCES)}, serial:PATH, evdev:PATH"
         )
-    if "stdin" in sources:
-        _refuse_dead_stdin()
     if check_config:
         from gate.app import check_list
 
@@ -99,6 +97,8 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
         report = _run(commands.check_config(settings))
         click.echo(json.dumps(report, indent=2))
         sys.exit(0 if report["ok"] else 2)
+    if "stdin" in sources:
+        _refuse_dead_stdin()
     _run(_serve(settings, sources, devices))
 
 

@@ -92,6 +92,22 @@ def test_a_bad_part_setting_is_named_once_and_rightly(tmp_path: Path) -> None:
     assert named == ["GATE_CAMERA_FPS"], done.stderr
 
 
+def test_an_endless_hold_on_the_screen_is_refused_at_start(tmp_path: Path) -> None:
+    """Scenario: GATE_DISPLAY_HOLD_SECONDS=inf passed the check, then every decision failed in
+    the kiosk sink (int(inf) is an OverflowError) and the screen showed nothing at all."""
+    for name in ("GATE_DISPLAY_HOLD_SECONDS", "GATE_DISPLAY_STATUS_INTERVAL"):
+        done = _gate(tmp_path, "run", "--check-config", env={name: "inf"})
+        assert done.returncode == 1 and f"  {name}: " in done.stderr, done.stderr
+
+
+def test_check_config_needs_no_standard_input(tmp_path: Path) -> None:
+    """Scenario: `gate run --check-config` (default source stdin) from a unit or a cron job,
+    standard input /dev/null: it checks, it does not refuse for want of a scanner."""
+    with open(os.devnull, "rb") as null:
+        done = _gate(prepared(tmp_path), "run", "--check-config", env={}, stdin=null)
+    assert done.returncode == 0, done.stderr
+
+
 def test_source_stdin_on_dev_null_refuses_instead_of_a_restart_loop(tmp_path: Path) -> None:
     """Scenario: under systemd standard input is /dev/null: `gate run --source stdin` read end
     of input at once and exited 0, and Restart=always started it again every 2 s forever.
