@@ -245,8 +245,22 @@ def lookup(query: str, limit: int, as_json: bool) -> None:
         click.echo(commands.format_match(row))
 
 
+class _TicketNumber(click.ParamType):
+    """A ticket number as door staff type it: ASCII digits only. ``int()`` alone would take
+    "1_0" as ticket 10 and "١٢٣" as 123, admitting a ticket nobody typed; the range is checked
+    where the list is (exit 2 too)."""
+
+    name = "ticket number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()):
+            self.fail("a ticket number is digits 0-9 only", param, ctx)
+        return int(text)
+
+
 @cli.command()
-@click.argument("ticket_id", type=click.IntRange(min=0))
+@click.argument("ticket_id", type=_TicketNumber())
 @click.option("--event", "event_id", type=int, help="Event, when the ticket number is ambiguous.")
 @click.option("--direction", type=click.Choice(["in", "out"]), help="Default: the gate's.")
 def admit(ticket_id: int, event_id: int | None, direction: str | None) -> None:
