@@ -72,6 +72,7 @@ def test_kiosk_and_manual_denials_on_a_full_disk_carry_the_reason_ticket_and_pat
         text=True,
         env=env,
     )
+    kiosk: httpx.Client | None = None
     try:
         kiosk = _kiosk(port)
         assert kiosk.post("/api/scan", json={"text": code(1, 11)}).json()["decision"] == "admit"
@@ -96,6 +97,8 @@ def test_kiosk_and_manual_denials_on_a_full_disk_carry_the_reason_ticket_and_pat
         again = kiosk.post("/api/admit", json={"ticket_id": 5}).json()
         assert (again["decision"], again["ticket_id"], again["via"]) == ("admit", 5, "manual")
     finally:
+        if kiosk is not None:
+            kiosk.close()
         gate.terminate()
         _out, err = gate.communicate(timeout=30)
     assert gate.returncode == 0 and "Traceback" not in err
