@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import stat
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -95,7 +97,30 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
         report = _run(commands.check_config(settings))
         click.echo(json.dumps(report, indent=2))
         sys.exit(0 if report["ok"] else 2)
+    if "stdin" in sources:
+        _refuse_dead_stdin()
     _run(_serve(settings, sources, devices))
+
+
+def _refuse_dead_stdin() -> None:
+    """``--source stdin`` needs a terminal, pipe or file on standard input.
+
+    Under systemd standard input is /dev/null (or closed): the source would end at once, the
+    gate would exit 0 and ``Restart=always`` would start it again forever. Refuse instead
+    (exit 2; the unit does not restart on it) and say what serves a scanner there.
+    """
+    try:
+        info = os.fstat(0)
+    except OSError:
+        dead = True
+    else:
+        dead = stat.S_ISCHR(info.st_mode) and not os.isatty(0)
+    if dead:
+        raise click.UsageError(
+            "--source stdin: standard input is no terminal, pipe or file (under systemd it is "
+            "/dev/null); for a scanner use --source serial:PATH, evdev:PATH or kiosk (the "
+            "kiosk page takes keyboard-wedge scans)"
+        )
 
 
 def _device_sources(specs: tuple[str, ...]) -> dict[str, Any]:
@@ -220,8 +245,22 @@ def lookup(query: str, limit: int, as_json: bool) -> None:
         click.echo(commands.format_match(row))
 
 
+class _TicketNumber(click.ParamType):
+    """A ticket number as door staff type it: ASCII digits only. ``int()`` alone would take
+    "1_0" as ticket 10 and "١٢٣" as 123, admitting a ticket nobody typed; the range is checked
+    where the list is (exit 2 too)."""
+
+    name = "ticket number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()):
+            self.fail("a ticket number is digits 0-9 only", param, ctx)
+        return int(text)
+
+
 @cli.command()
-@click.argument("ticket_id", type=click.IntRange(min=0))
+@click.argument("ticket_id", type=_TicketNumber())
 @click.option("--event", "event_id", type=int, help="Event, when the ticket number is ambiguous.")
 @click.option("--direction", type=click.Choice(["in", "out"]), help="Default: the gate's.")
 def admit(ticket_id: int, event_id: int | None, direction: str | None) -> None:

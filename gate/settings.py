@@ -170,6 +170,12 @@ class GateSettings(BaseSettings):
             raise ValueError(f"zone bit indexes run 0-{MAX_ZONE_BIT}, not {', '.join(bad)}")
         return value
 
+    @field_validator("reentry", "server_url", "credential_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``GATE_REENTRY=`` (an example line uncommented as it stands) means the default."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -197,6 +203,8 @@ def env_name(field: str, cls: type[BaseSettings] | None = None) -> str:
     info = cls.model_fields[field]
     if isinstance(info.validation_alias, AliasChoices):
         return str(info.validation_alias.choices[-1])
+    if isinstance(info.validation_alias, str):  # e.g. GATE_STAFF_PIN in GATE_DISPLAY_*
+        return info.validation_alias.upper()
     return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
 
@@ -248,12 +256,16 @@ def load_settings() -> GateSettings:
             problems += describe_errors(exc)
     try:
         settings = GateSettings()
-    except ValidationError as exc:
-        if exc.title == GateSettings.__name__:
-            problems += describe_errors(exc)
+    except ValidationError as exc:  # a part's errors surface here too, already named above
+        own = [line for line in describe_errors(exc) if line.split(":")[0] in _own_variables()]
+        problems += own
     if problems:
         raise SettingsError("bad GATE_* setting:\n" + "\n".join(f"  {p}" for p in problems))
     return settings
+
+
+def _own_variables() -> set[str]:
+    return {env_name(field) for field in GateSettings.model_fields}
 
 
 def _unknown(name: str, known: set[str]) -> str:
@@ -277,7 +289,7 @@ def _field_env_name(cls: type[BaseSettings], field: str) -> str:
         return env_name(field, cls)
     for name, info in cls.model_fields.items():
         alias = info.validation_alias
-        if isinstance(alias, AliasChoices) and field in alias.choices:
+        if alias == field or (isinstance(alias, AliasChoices) and field in alias.choices):
             return env_name(name, cls)
     return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 

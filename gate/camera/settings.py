@@ -35,9 +35,17 @@ class CameraSettings(BaseSettings):
     )
     pace: bool = Field(default=True, description="Replay files/folders at their frame rate.")
 
+    @field_validator("width", "height", "fps", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``GATE_CAMERA_FPS=`` (an example line uncommented as it stands) means the default."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("roi", mode="before")
     @classmethod
     def _parse_roi(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",") if p.strip()]
             if len(parts) != 4:

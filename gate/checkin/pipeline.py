@@ -72,7 +72,7 @@ class Pipeline:
         """Decide one scanned text, commit it, then show it. Never raises for bad input."""
         started = time.perf_counter()
         ctx = self._context(via, direction)
-        return await self._finish(self._decide_code(text, ctx), started)
+        return await self._finish(self._decide_code(text, ctx), started, ctx.via)
 
     async def _decide_code(self, text: str, ctx: Context) -> Decision:
         for _ in range(3):
@@ -112,8 +112,8 @@ class Pipeline:
             event_id = events.pop() if events else next(iter(self.store.events), None)
         if event_id is None or event_id not in self.store.events:
             denial = deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id)
-            return await self._finish(self._record(denial), started)
-        return await self._finish(self._manual(ticket_id, event_id, ctx), started)
+            return await self._finish(self._record(denial), started, ctx.via)
+        return await self._finish(self._manual(ticket_id, event_id, ctx), started, ctx.via)
 
     async def _manual(self, ticket_id: int, event_id: int, ctx: Context) -> Decision:
         try:
@@ -161,7 +161,7 @@ class Pipeline:
             d.ticket_id,
         )
 
-    def _not_recorded(self, ticket_id: int | None, event_id: int | None) -> Decision:
+    def _not_recorded(self, ticket_id: int | None, event_id: int | None, via: str) -> Decision:
         return Decision(
             "deny",
             RejectReason.not_recorded,
@@ -169,18 +169,19 @@ class Pipeline:
             ticket_id,
             event_id,
             direction=self._direction,
+            via=via,
             scanned_at=self._clock(),
         )
 
-    async def _finish(self, pending: Awaitable[Decision], started: float) -> Decision:
+    async def _finish(self, pending: Awaitable[Decision], started: float, via: str) -> Decision:
         try:
             decision = await pending
         except NotRecordedError as exc:
             log.error("could not record a scan: %s", exc.__cause__, extra={"ticket_id": exc.ticket})
-            decision = self._not_recorded(exc.ticket, exc.event)
+            decision = self._not_recorded(exc.ticket, exc.event, via)
         except Exception:
             log.exception("could not record a scan")
-            decision = self._not_recorded(None, None)
+            decision = self._not_recorded(None, None, via)
         decision = dataclasses.replace(decision, latency_ms=(time.perf_counter() - started) * 1000)
         for sink in self.sinks:
             try:

@@ -20,11 +20,13 @@ class DisplaySettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the page listens on.")
     port: int = Field(default=8090, ge=0, le=65535, description="Port (0 = any free port).")
     hold_seconds: float = Field(
-        default=3.0, gt=0, description="How long a result fills the screen."
+        default=3.0, gt=0, le=3600, description="How long a result fills the screen."
     )
     preview_width: int = Field(default=320, ge=64, description="Camera preview width in pixels.")
     preview_fps: float = Field(default=4.0, gt=0, le=30, description="Preview refresh rate.")
-    status_interval: float = Field(default=1.0, gt=0, description="Seconds between status pushes.")
+    status_interval: float = Field(
+        default=1.0, gt=0, le=3600, description="Seconds between status pushes."
+    )
     allowed_hosts: str = Field(
         default="",
         max_length=2000,

@@ -76,7 +76,7 @@ def test_start_on_a_full_disk_names_the_file_and_the_cause(small_disk: Path) -> 
             capture_output=True,
             text=True,
             env=_env(data),
-            stdin=subprocess.DEVNULL,
+            input="",  # a pipe: /dev/null on stdin is refused before the database is opened
             timeout=60,
         )
         assert done.returncode != 0, command

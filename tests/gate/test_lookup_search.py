@@ -101,6 +101,15 @@ def test_cli_big_numbers_exit_2_with_a_message(tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr and "OverflowError" not in done.stderr
 
 
+def test_cli_admit_takes_ascii_digits_only(tmp_path: Path) -> None:
+    """Scenario: `gate admit 1_0` admitted ticket 10 and `gate admit ١٢٣` ticket 123 (int()
+    takes underscores and any script's digits): a typo must not pick another ticket."""
+    for typed in ("1_0", "١٢٣", "\uff11\uff12", "-1", "1e3"):
+        done = gate(tmp_path, "admit", "--", typed)
+        assert done.returncode == 2, (typed, done.stderr)
+        assert "digits 0-9 only" in done.stderr and not done.stdout
+
+
 async def test_cli_lookup_folds_accents(tmp_path: Path) -> None:
     await (await loaded_store(tmp_path / "data" / "gate.sqlite3", bundle_bytes(LIST))).close()
     done = gate(tmp_path, "lookup", "--json", "muller")

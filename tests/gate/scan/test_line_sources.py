@@ -154,7 +154,8 @@ def test_serial_options_from_the_spec_and_the_environment(monkeypatch: pytest.Mo
 
 
 def test_stdin_from_a_file_a_terminal_and_dev_null(tmp_path: Path) -> None:
-    """`< codes.txt` (no poll on regular files), a terminal (a wedge scanner in a session)."""
+    """`< codes.txt` (no poll on regular files), a terminal (a wedge scanner in a session);
+    /dev/null (systemd's standard input) is refused with exit 2."""
     data_dir = prepared(tmp_path)
     codes = tmp_path / "codes.txt"
     codes.write_text(f"{code(1, 11)}\r\n{code(5, 55)}")  # the last line has no line end
@@ -162,8 +163,9 @@ def test_stdin_from_a_file_a_terminal_and_dev_null(tmp_path: Path) -> None:
         gate = RunningGate(data_dir, "stdin", stdin=stdin.fileno())
         assert gate.wait() == 0
     assert _outcomes(gate.next_decisions(2)) == [("admit", 1), ("admit", 5)]
-    with open(os.devnull, "rb") as stdin:
-        assert RunningGate(data_dir, "stdin", stdin=stdin.fileno()).wait() == 0
+    with open(os.devnull, "rb") as stdin:  # systemd's stdin: refused, never a restart loop
+        null = RunningGate(data_dir, "stdin", stdin=stdin.fileno())
+        assert null.wait() == 2 and "serial:PATH, evdev:PATH or kiosk" in "".join(null.stderr)
 
     master, slave = os.openpty()  # cooked mode: the terminal turns the scanner's CR into LF
     gate = RunningGate(data_dir, "stdin", stdin=slave)
