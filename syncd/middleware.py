@@ -22,6 +22,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from syncd.auth import PRINCIPAL
+from syncd.db import DB_DOWN
 from syncd.http import ApiError
 from syncd.logs import redact, request_id
 
@@ -38,17 +39,6 @@ SECURITY_HEADERS = {
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
     " form-action 'none'; frame-ancestors 'none'"
-)
-# asyncpg's ways of saying "no database": refused or dropped connections, a server starting up,
-# shutting down or out of connection slots (53300), a pool closing, a timed-out connect.
-DB_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    EOFError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
