@@ -8,6 +8,7 @@ middleware, and used to quote the raw line (the whole ``Authorization: Bearer ts
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -130,3 +131,27 @@ def test_secret_filter_scrubs_exceptions_and_arguments() -> None:
     assert TOKEN not in text and CREDENTIAL not in text and CODE not in text
     assert "ValueError" in text and text.count("[redacted]") == 3
     assert redact("event 12 gate 3 request 4f1c") == "event 12 gate 3 request 4f1c"
+
+
+async def test_malformed_header_to_an_in_process_app_is_json_without_the_token(
+    client: TestClient, org_a: Org
+) -> None:
+    """Scenario: ``syncd serve`` answered a control character in Authorization with its own
+    JSON 400, but the app run any other way (aiohttp's TestServer, ``run_app``) still sent
+    aiohttp's text/plain 400 quoting the raw header line, bearer token included."""
+    token = org_a.tokens["admin"].encode()
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        b"GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + token
+        + b"\x01\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0], answer
+    assert b"application/json" in head and b"nosniff" in head
+    assert json.loads(body)["error"] == "bad_request"
+    assert token not in answer and org_a.tokens["admin"][4:12].encode() not in answer
