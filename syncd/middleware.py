@@ -108,8 +108,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def secure_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the security headers on every answer the app makes."""
+    """``on_response_prepare``: the security headers on every answer the app makes, and the
+    request id on answers a handler streams (prepared before ``observe`` sees them)."""
     response.headers.update(SECURITY_HEADERS)
+    if request_id.get() != "-":
+        response.headers.setdefault("X-Request-Id", request_id.get())
     if response.content_type == "text/html":
         response.headers["Content-Security-Policy"] = PAGE_CSP
     if response.status == 503:

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from syncd.logs import SecretFilter, redact
 from tests.syncd.conftest import MASTER_KEY, Org
+from tests.syncd.gatekit import enrolled_gate, event_with_tickets
 from tests.syncd.servekit import Served, running_syncd
 
 TOKEN = "tsr_" + "S3cretTokenText" * 3
@@ -155,3 +156,23 @@ async def test_malformed_header_to_an_in_process_app_is_json_without_the_token(
     assert b"application/json" in head and b"nosniff" in head
     assert json.loads(body)["error"] == "bad_request"
     assert token not in answer and org_a.tokens["admin"][4:12].encode() not in answer
+
+
+async def test_streamed_answers_carry_the_request_id(client: TestClient, org_a: Org) -> None:
+    """Scenario: the CSV export, the bundle and a gate's snapshot are prepared by their
+    handlers, before ``observe`` adds X-Request-Id; they went out without it, so a client
+    could not name the request when it reported a cut-off download."""
+    eid, _ = await event_with_tickets(client, org_a, 2)
+    gate = await enrolled_gate(client, org_a, eid, "g1")
+    calls = [
+        (f"/api/v1/events/{eid}/export.csv", org_a.h()),
+        (f"/api/v1/events/{eid}/bundle", org_a.h()),
+        ("/api/v1/gate/snapshot", gate.h()),
+    ]
+    for path, headers in calls:
+        resp = await client.get(path, headers={**headers, "X-Request-Id": "dl-42"})
+        await resp.read()
+        assert resp.status == 200 and resp.headers.get("X-Request-Id") == "dl-42", path
+        resp = await client.get(path, headers=headers)
+        await resp.read()
+        assert len(resp.headers.get("X-Request-Id", "")) == 32, path
