@@ -259,3 +259,23 @@ async def test_rabbitmq_down_readiness_is_503_with_retry_after(
         body = await resp.json()
         assert resp.status == 503 and body["checks"]["broker"] != "ok"
         assert int(resp.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/gate/enroll", "/api/v1/events"])
+async def test_announced_oversized_json_is_413_before_the_body(
+    client: TestClient, org_a: Org, path: str
+) -> None:
+    """Scenario: a JSON request announcing a 5 MB Content-Length (over the 1 MiB limit) got no
+    answer until the client sent more than a megabyte; a client that then sent nothing held
+    the request open. An announced size over the limit is refused at once."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    auth = org_a.h("organiser")["Authorization"]
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert head.split(b"\r\n")[0].endswith(b"413 Request Entity Too Large"), head
