@@ -13,7 +13,7 @@ import importlib
 from aiohttp import web
 
 from shared.errors import ConfigError
-from syncd import auth, db, logs, middleware, notify, ops, outbox, routing, throttle
+from syncd import auth, db, logs, middleware, notify, ops, outbox, routing, server, throttle
 from syncd.changes import FEED_READS, FeedReads
 from syncd.checkins import PUSHER, Pusher
 from syncd.lists.spool import UPLOADS, UploadSlots
@@ -87,4 +87,5 @@ def create_app(settings: SyncdSettings) -> web.Application:
     else:
         app.cleanup_ctx.append(ops.broker_ctx(amqp))
     routing.add_routes(app)
+    server.protect(app)
     return app

@@ -52,6 +52,7 @@ import asyncpg
 from aiohttp import web
 
 from shared.protocol import PushRequest
+from syncd.db import DB_DOWN
 
 _STORE = """SELECT acked, stored, conflicts, event_id, adm_seqs, adm_tickets, adm_kinds
 FROM tessera_store_push($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
@@ -87,19 +88,12 @@ class PushFailed(Exception):
         self.state = state
 
 
-_GONE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # shut down, cancelled, statement timeout
-    asyncpg.InterfaceError,  # connection closed under us (its DataError is a ValueError)
-)
-
-
 def _database_gone(exc: BaseException) -> bool:
-    """Whether ``exc`` says nothing about the pushes (every member fails alike, no bisecting)."""
+    """Whether ``exc`` says nothing about the pushes (every member fails alike, no bisecting):
+    ``db.DB_DOWN`` (shut down, cancelled, statement timeout, connection lost), except asyncpg's
+    client-side DataError, which is an InterfaceError but a ValueError about one value."""
     return not isinstance(exc, Exception) or (
-        isinstance(exc, _GONE) and not isinstance(exc, ValueError)
+        isinstance(exc, DB_DOWN) and not isinstance(exc, ValueError)
     )
 
 

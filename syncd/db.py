@@ -18,6 +18,21 @@ from aiohttp import web
 
 from shared.errors import ConfigError
 
+# asyncpg's ways of saying "no database": refused or dropped connections, a server starting up,
+# shutting down or out of connection slots (53300), a pool closing, a timed-out connect, and a
+# connection whose backend was terminated while it sat idle in the pool (the server's FATAL
+# arrives before the socket closes; the next query then raises InternalClientError "cannot
+# switch to state N; another operation (2) is in progress", MagicStack/asyncpg#784).
+DB_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    EOFError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 _LOCK_ID = 0x7E55E2A
 _LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,

@@ -55,6 +55,9 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     own depth limit), never Python's recursive ``json``, so no body can raise RecursionError."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    limit = request.client_max_size
+    if (request.content_length or 0) > limit:  # announced too big: answered before it arrives
+        raise ApiError(413, "too_large", f"the body may have at most {limit} bytes")
     raw = await request.read()
     # A NUL can only reach a string as the escape \u0000 (raw control characters are not JSON),
     # so the walk over the parsed value runs only for the rare body that has one.

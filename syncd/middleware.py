@@ -22,6 +22,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from syncd.auth import PRINCIPAL
+from syncd.db import DB_DOWN
 from syncd.http import ApiError
 from syncd.logs import redact, request_id
 
@@ -38,17 +39,6 @@ SECURITY_HEADERS = {
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
     " form-action 'none'; frame-ancestors 'none'"
-)
-# asyncpg's ways of saying "no database": refused or dropped connections, a server starting up,
-# shutting down or out of connection slots (53300), a pool closing, a timed-out connect.
-DB_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    EOFError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -118,8 +108,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def secure_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the security headers on every answer the app makes."""
+    """``on_response_prepare``: the security headers on every answer the app makes, and the
+    request id on answers a handler streams (prepared before ``observe`` sees them)."""
     response.headers.update(SECURITY_HEADERS)
+    if request_id.get() != "-":
+        response.headers.setdefault("X-Request-Id", request_id.get())
     if response.content_type == "text/html":
         response.headers["Content-Security-Policy"] = PAGE_CSP
     if response.status == 503:

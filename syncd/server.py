@@ -69,6 +69,20 @@ class _SafeServer(web.Server):
         return SafeRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
+def protect(app: web.Application) -> None:
+    """Make every runner of ``app`` (``TestServer``, ``AppRunner``, ``run_app``) serve its
+    connections with ``SafeRequestHandler``: aiohttp builds a runner's server through
+    ``app._make_handler``, so that one call is wrapped (``create_app`` does this)."""
+    make = app._make_handler
+
+    def safe_handler(**kwargs: Any) -> web.Server:
+        server = make(**kwargs)
+        server.__class__ = _SafeServer  # see SyncdRunner
+        return server
+
+    app._make_handler = safe_handler  # type: ignore[method-assign]
+
+
 class SyncdRunner(web.AppRunner):
     """An ``AppRunner`` whose connections are ``SafeRequestHandler``s."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from shared.protocol import MAX_GATE_TIME
 from shared.ticket import public_key_to_b64
 from syncd import signing
 from syncd.api.common import EVENT_COLUMNS, event_json, load_event, pool, vault
@@ -23,6 +24,11 @@ ZONES = sorted(available_timezones())  # the IANA names tzdata has; the schema l
 Absent = SkipJsonSchema[None]  # the default of a left-out field; not a value a client may send
 # 1-64 characters, no '|' (the CSV zones separator), no space at either end.
 ZoneName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^|\s]([^|]*[^|\s])?$")]
+
+
+# Event times travel to gates as Unix seconds (shared.bundle, 0 = unknown) in T1's range.
+EARLIEST = datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
+LATEST = datetime.fromtimestamp(MAX_GATE_TIME, UTC)
 
 
 class EventPatch(BaseModel):
@@ -77,6 +83,10 @@ class EventPatch(BaseModel):
         for when in (self.starts_at, self.ends_at):
             if when is not None and when.tzinfo is None:
                 raise ValueError("times need a UTC offset, e.g. 2026-06-01T18:00:00+02:00")
+            if when is not None and not EARLIEST <= when <= LATEST:
+                raise ValueError(
+                    f"times must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+                )
         return self
 
 

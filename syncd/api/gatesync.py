@@ -1,7 +1,8 @@
 """The gate endpoints of shared/protocol.py: enrol, push, change feed (long-poll), snapshot,
 presence. All but enrolment take a ``tsg_`` gate credential and act on that gate's event only.
 
-A database that is unreachable answers 503 (the gate retries with backoff), never a 500.
+A database that is unreachable answers 503 with Retry-After (the gate retries with backoff),
+never a 500: ``middleware.errors`` maps it, as for every endpoint.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
-import asyncpg
 from aiohttp import web
 
 from shared.protocol import (
@@ -44,22 +43,6 @@ from syncd.vault import hash_token
 
 log = logging.getLogger("syncd.gatesync")
 GATE = frozenset({"gate"})
-_DB_DOWN = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
-
-
-@contextmanager
-def db_or_503() -> Iterator[None]:
-    try:
-        yield
-    except _DB_DOWN as exc:
-        log.warning("database unavailable: %s", type(exc).__name__)
-        raise ApiError(503, "unavailable", "database unavailable, retry later") from None
 
 
 def _gate(request: web.Request) -> Principal:
@@ -85,18 +68,17 @@ RETURNING gate_id, name, event_id"""
 async def enroll(request: web.Request) -> web.Response:
     body = await read_model(request, EnrollRequest)
     credential = GATE_CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
-    with db_or_503():
-        async with pool(request).acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                _ENROLL, hash_code(body.code), hash_token(credential), body.device
-            )
-            if row is None:
-                raise ApiError(401, "bad_code", "enrolment code unknown, used or expired")
-            keys = await conn.fetch(
-                "SELECT kid, public_key, status FROM signing_keys WHERE event_id = $1"
-                " ORDER BY created_at, kid",
-                row["event_id"],
-            )
+    async with pool(request).acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            _ENROLL, hash_code(body.code), hash_token(credential), body.device
+        )
+        if row is None:
+            raise ApiError(401, "bad_code", "enrolment code unknown, used or expired")
+        keys = await conn.fetch(
+            "SELECT kid, public_key, status FROM signing_keys WHERE event_id = $1"
+            " ORDER BY created_at, kid",
+            row["event_id"],
+        )
     log.info("gate enrolled", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
     answer = EnrollResponse(
         gate_id=row["gate_id"],
@@ -132,17 +114,16 @@ async def push(request: web.Request) -> web.Response:
     body = await read_model(request, PushRequest)
     gate = _gate(request)
     skew = now - body.sent_at
-    with db_or_503():
-        try:
-            stored = await request.app[PUSHER].store(pool(request), gate.subject_id, body, skew)
-        except JournalClash as exc:
-            raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
-        except JournalBusy:
-            raise ApiError(503, "busy", "check-ins of the same tickets collided, retry") from None
-        except PushRefused as exc:
-            raise ApiError(422, "push_refused", str(exc)) from None
-        except PushFailed as exc:
-            raise ApiError(503, "push_failed", str(exc)) from None
+    try:
+        stored = await request.app[PUSHER].store(pool(request), gate.subject_id, body, skew)
+    except JournalClash as exc:
+        raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
+    except JournalBusy:
+        raise ApiError(503, "busy", "check-ins of the same tickets collided, retry") from None
+    except PushRefused as exc:
+        raise ApiError(422, "push_refused", str(exc)) from None
+    except PushFailed as exc:
+        raise ApiError(503, "push_failed", str(exc)) from None
     answer = PushResponse(
         acked_seq=stored.acked_seq,
         stored=stored.stored,
@@ -188,8 +169,7 @@ async def changes_page(request: web.Request) -> web.Response:
     cursor, deadline = request.query.get("cursor", ""), time.monotonic() + _wait(request)
     while True:
         flag = request.app[NOTIFIER].feed_event(reader.event_id)
-        with db_or_503():
-            page = await request.app[FEED_READS].page(pool(request), reader, cursor, flag)
+        page = await request.app[FEED_READS].page(pool(request), reader, cursor, flag)
         left = deadline - time.monotonic()
         if page.changes or page.snapshot_required or page.cursor != cursor or left <= 0:
             return web.Response(body=page.json(), content_type="application/json")
@@ -205,8 +185,7 @@ async def changes_page(request: web.Request) -> web.Response:
     tag="gate",
 )
 async def presence(request: web.Request) -> web.Response:
-    with db_or_503():
-        page = await changes.presence(pool(request), _gate(request).event_id or 0)
+    page = await changes.presence(pool(request), _gate(request).event_id or 0)
     return json_response(page.model_dump(mode="json"))
 
 
@@ -219,8 +198,7 @@ async def presence(request: web.Request) -> web.Response:
     produces="application/octet-stream",
 )
 async def snapshot(request: web.Request) -> web.StreamResponse:
-    with db_or_503():
-        event = await pool(request).fetchrow(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", _gate(request).event_id
-        )
-        return await bundle.stream_bundle(request, event, names=True)
+    event = await pool(request).fetchrow(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", _gate(request).event_id
+    )
+    return await bundle.stream_bundle(request, event, names=True)

@@ -47,6 +47,39 @@ async def test_patch_with_null_for_a_required_field_is_422(
 
 
 @pytest.mark.parametrize(
+    "when",
+    [
+        "0001-01-01T00:00:00+00:00",
+        "0001-01-01T00:00:00-23:59",
+        "1969-12-31T23:59:59+00:00",
+        "9999-12-31T23:59:59+23:59",
+        "2106-02-08T00:00:00+00:00",
+    ],
+)
+async def test_event_times_a_gate_cannot_hold_are_422(
+    client: TestClient, org_a: Org, when: str
+) -> None:
+    """Scenario: ``PATCH {"starts_at": "0001-01-01T00:00:00+00:00"}`` was stored, and then the
+    event's bundle and every gate's snapshot answered 500 ("year 0 is out of range" turning
+    it into Unix seconds). Times outside 1970..2106 (T1's range) are refused up front."""
+    event = await create_event(client, org_a)
+    url = f"/api/v1/events/{event['event_id']}"
+    for body in ({"starts_at": when}, {"ends_at": when}):
+        resp = await client.patch(url, json=body, headers=org_a.h("organiser"))
+        problems = (await _expect(resp, 422, "invalid"))["problems"]
+        assert "1970" in problems[0]["problem"], problems
+    body = {"name": "Old", "starts_at": when}
+    resp = await client.post("/api/v1/events", json=body, headers=org_a.h("organiser"))
+    await _expect(resp, 422, "invalid")
+    resp = await client.get(f"{url}/bundle", headers=org_a.h("organiser"))
+    assert resp.status == 200
+    ok = {"starts_at": "1970-01-01T00:00:01+00:00", "ends_at": "2106-02-07T06:28:15+00:00"}
+    resp = await client.patch(url, json=ok, headers=org_a.h("organiser"))
+    assert resp.status == 200, await resp.text()
+    assert (await client.get(f"{url}/bundle", headers=org_a.h("organiser"))).status == 200
+
+
+@pytest.mark.parametrize(
     "body",
     [
         DEEP,
@@ -226,3 +259,23 @@ async def test_rabbitmq_down_readiness_is_503_with_retry_after(
         body = await resp.json()
         assert resp.status == 503 and body["checks"]["broker"] != "ok"
         assert int(resp.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/gate/enroll", "/api/v1/events"])
+async def test_announced_oversized_json_is_413_before_the_body(
+    client: TestClient, org_a: Org, path: str
+) -> None:
+    """Scenario: a JSON request announcing a 5 MB Content-Length (over the 1 MiB limit) got no
+    answer until the client sent more than a megabyte; a client that then sent nothing held
+    the request open. An announced size over the limit is refused at once."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    auth = org_a.h("organiser")["Authorization"]
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert head.split(b"\r\n")[0].endswith(b"413 Request Entity Too Large"), head

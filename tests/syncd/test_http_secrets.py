@@ -8,6 +8,7 @@ middleware, and used to quote the raw line (the whole ``Authorization: Bearer ts
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from syncd.logs import SecretFilter, redact
 from tests.syncd.conftest import MASTER_KEY, Org
+from tests.syncd.gatekit import enrolled_gate, event_with_tickets
 from tests.syncd.servekit import Served, running_syncd
 
 TOKEN = "tsr_" + "S3cretTokenText" * 3
@@ -130,3 +132,47 @@ def test_secret_filter_scrubs_exceptions_and_arguments() -> None:
     assert TOKEN not in text and CREDENTIAL not in text and CODE not in text
     assert "ValueError" in text and text.count("[redacted]") == 3
     assert redact("event 12 gate 3 request 4f1c") == "event 12 gate 3 request 4f1c"
+
+
+async def test_malformed_header_to_an_in_process_app_is_json_without_the_token(
+    client: TestClient, org_a: Org
+) -> None:
+    """Scenario: ``syncd serve`` answered a control character in Authorization with its own
+    JSON 400, but the app run any other way (aiohttp's TestServer, ``run_app``) still sent
+    aiohttp's text/plain 400 quoting the raw header line, bearer token included."""
+    token = org_a.tokens["admin"].encode()
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        b"GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + token
+        + b"\x01\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0], answer
+    assert b"application/json" in head and b"nosniff" in head
+    assert json.loads(body)["error"] == "bad_request"
+    assert token not in answer and org_a.tokens["admin"][4:12].encode() not in answer
+
+
+async def test_streamed_answers_carry_the_request_id(client: TestClient, org_a: Org) -> None:
+    """Scenario: the CSV export, the bundle and a gate's snapshot are prepared by their
+    handlers, before ``observe`` adds X-Request-Id; they went out without it, so a client
+    could not name the request when it reported a cut-off download."""
+    eid, _ = await event_with_tickets(client, org_a, 2)
+    gate = await enrolled_gate(client, org_a, eid, "g1")
+    calls = [
+        (f"/api/v1/events/{eid}/export.csv", org_a.h()),
+        (f"/api/v1/events/{eid}/bundle", org_a.h()),
+        ("/api/v1/gate/snapshot", gate.h()),
+    ]
+    for path, headers in calls:
+        resp = await client.get(path, headers={**headers, "X-Request-Id": "dl-42"})
+        await resp.read()
+        assert resp.status == 200 and resp.headers.get("X-Request-Id") == "dl-42", path
+        resp = await client.get(path, headers=headers)
+        await resp.read()
+        assert len(resp.headers.get("X-Request-Id", "")) == 32, path
