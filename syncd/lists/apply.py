@@ -132,7 +132,7 @@ async def create_stage(conn: asyncpg.Connection) -> None:
 
 
 async def copy_file(conn: asyncpg.Connection, path: Path) -> None:
-    await conn.copy_to_table("stage", source=path, format="csv")
+    await conn.copy_to_table("stage", source=path, format="text")
 
 
 async def refresh_statistics(conn: asyncpg.Connection) -> None:
