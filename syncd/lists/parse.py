@@ -2,8 +2,10 @@
 
 Runs in a worker process (``worker``) over a complete spool file already known to be UTF-8
 (``spool``): never on the event loop, never while a database connection is held. Linear in the
-input and bounded in memory whatever arrives: CSV goes through the csv module's state machine
-fed one physical line at a time, a JSON array is walked one element at a time with
+input and bounded in memory whatever arrives: CSV is read in chunks of at most
+``FAST_CHUNK_CHARS`` while they are plain (no quote, CR or NUL: one line is one record) and
+checked a column at a time, then, from the first chunk that is not, through the csv module's
+state machine fed one physical line at a time; a JSON array is walked one element at a time with
 ``raw_decode`` over a window of at most one element, NDJSON line by line. One record (a CSV
 record, a JSON element, an NDJSON line) is at most ``Limits.record_chars`` characters: a longer
 one stops the parse with a problem naming its row and column (an unclosed quote shows up this
