@@ -121,15 +121,12 @@ async def test_backslash_tab_newline_and_null_marker_reach_postgres_unchanged(
     """Scenario: holders with ``\\N`` (COPY's NULL marker), a backslash, a tab and a quoted
     newline, in plain and quoted rows: stored exactly as sent, none as NULL."""
     event = await create_event(client, org_a)
-    body = HEADER + (
-        "B1,\\N,,GA,,,\n"
-        "B2,back\\slash \\t,,GA,,,\n"
-        'B3,"tab\there\nand a new line",,GA,,,\n'
-        "B4,\\\\N,,GA,,,\n"
-    )
-    status, result = await push(client, org_a, event["event_id"], body)
-    assert status == 200, result
-    assert result["added"] == 4
+    backslashes_only = HEADER + "B1,\\N,,GA,,,\nB2,back\\slash \\t,,GA,,,\nB4,\\\\N,,GA,,,\n"
+    tab_and_newline = HEADER + 'B3,"tab\there\nand a new line",,GA,,,\n'
+    for body in (backslashes_only, tab_and_newline):
+        status, result = await push(client, org_a, event["event_id"], body)
+        assert status == 200, result
+        assert result["added"] == body.count("\nB")
     resp = await client.get(
         f"/api/v1/events/{event['event_id']}/tickets", headers=org_a.h("viewer")
     )
