@@ -2,8 +2,10 @@
 
 Runs in a worker process (``worker``) over a complete spool file already known to be UTF-8
 (``spool``): never on the event loop, never while a database connection is held. Linear in the
-input and bounded in memory whatever arrives: CSV goes through the csv module's state machine
-fed one physical line at a time, a JSON array is walked one element at a time with
+input and bounded in memory whatever arrives: CSV is read in chunks of at most
+``FAST_CHUNK_CHARS`` while they are plain (no quote, CR or NUL: one line is one record) and
+checked a column at a time, then, from the first chunk that is not, through the csv module's
+state machine fed one physical line at a time; a JSON array is walked one element at a time with
 ``raw_decode`` over a window of at most one element, NDJSON line by line. One record (a CSV
 record, a JSON element, an NDJSON line) is at most ``Limits.record_chars`` characters: a longer
 one stops the parse with a problem naming its row and column (an unclosed quote shows up this
@@ -15,15 +17,18 @@ answer.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import operator
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from syncd.lists.copytext import Columns, encode, from_records
+from syncd.lists.lines import Lines, Prefixed, TooLong, plain
 from syncd.lists.refs import Duplicates
 from syncd.lists.rows import COLUMNS, Problem, Record, RowChecker, canonical_column
 
@@ -33,10 +38,11 @@ NDJSON_TYPES = ("application/x-ndjson", "application/jsonl")
 MEDIA_TYPES = CSV_TYPES + JSON_TYPES + NDJSON_TYPES
 UNSUPPORTED = f"send the list as one of: {', '.join(MEDIA_TYPES)}"
 CHUNK_CHARS = 1 << 16
+FAST_CHUNK_CHARS = 1 << 19
 _DECODER = json.JSONDecoder()
 _SKIP = re.compile(r"[ \t\r\n,]*")
 
-# Record size is bounded by ``_Lines``; csv's own (process-wide) limit turned a field over
+# Record size is bounded by ``Lines``; csv's own (process-wide) limit turned a field over
 # 131,072 characters into an unhandled csv.Error, so it is lifted here.
 csv.field_size_limit(sys.maxsize)
 
@@ -56,10 +62,6 @@ class Limits:
     rows: int
 
 
-class _TooLong(Exception):
-    """The record being read passed ``Limits.record_chars``."""
-
-
 class _Reader:
     """Row counting shared by the formats: ``max_rows`` is a 413, not a row problem."""
 
@@ -69,10 +71,13 @@ class _Reader:
         self.rows = 0
 
     def _next_row(self) -> int:
-        self.rows += 1
+        self._count(1)
+        return self.rows
+
+    def _count(self, rows: int) -> None:
+        self.rows += rows
         if self.rows > self.limits.rows:
             raise ListError(413, "too_many_rows", f"the list has more than {self.limits.rows} rows")
-        return self.rows
 
     def _too_long(self, row: int, column: str) -> None:
         self.checker.add(
@@ -80,56 +85,22 @@ class _Reader:
         )
 
 
-class _Lines:
-    """Physical lines for ``csv.reader``, refusing a record longer than ``limit`` characters.
-
-    ``start`` is called after each record, so ``record`` holds the lines of the record being
-    read (bounded): enough to tell, on ``_TooLong``, in which column the record ran away."""
-
-    def __init__(self, src: TextIO, limit: int) -> None:
-        self._read = src.readline
-        self._limit = limit
-        self.record: list[str] = []
-        self.size = 0
-        self.nul = False
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = self._read(self._limit - self.size + 1)
-        if not line:
-            raise StopIteration
-        self.record.append(line)
-        self.size += len(line)
-        if self.size > self._limit:
-            raise _TooLong
-        if "\x00" in line:
-            self.nul = True
-        return line
-
-    def start(self) -> None:
-        self.record.clear()
-        self.size = 0
-        self.nul = False
-
-    def open_column(self) -> int:
-        """Index of the field the unfinished record is in (its last one so far)."""
-        fields = next(csv.reader(self.record, strict=False), [])
-        return max(len(fields) - 1, 0)
-
-
 class CsvRows(_Reader):
-    """CSV with a header row naming the columns (see ``rows.COLUMNS``; extra columns refused)."""
+    """CSV with a header row naming the columns (see ``rows.COLUMNS``; extra columns refused).
+
+    Chunks of plain text (no quote, CR or NUL, every line shorter than the record limit) are
+    the common case and go the fast way: each line is a record, a chunk's rows are split by
+    ``csv.reader`` and checked column by column (``RowChecker.check_batch``). From the first
+    chunk that is not plain to the end, records go the careful way (``Lines``, row by row):
+    that chunk starts at a record boundary, since every newline before it ended a record."""
 
     header: list[str] | None = None
 
     def _set_header(self, names: list[str]) -> None:
         self.header = [canonical_column(n) for n in names]
         absent = len(self.header)  # index of the "" appended to every row
-        self._pick = operator.itemgetter(
-            *(self.header.index(c) if c in self.header else absent for c in COLUMNS)
-        )
+        self._indices = [self.header.index(c) if c in self.header else absent for c in COLUMNS]
+        self._pick = operator.itemgetter(*self._indices)
         for name in self.header:
             if name not in COLUMNS:
                 self.checker.add(0, name, f"unknown column (known: {', '.join(COLUMNS)})")
@@ -143,38 +114,88 @@ class CsvRows(_Reader):
             return "(header)"
         return self.header[index] if index < len(self.header) else f"(field {index + 1})"
 
-    def records(self, src: TextIO) -> Iterator[Record]:
-        lines = _Lines(src, self.limits.record_chars)
-        try:
-            yield from self._records(lines)
-        except _TooLong:
-            row = 0 if self.header is None else self.rows + 1
-            self._too_long(row, self._column(lines.open_column()))
+    def batches(self, src: TextIO) -> Iterator[Columns]:
+        lines = Lines(src, self.limits.record_chars)
+        if not self._read_header(lines):
+            return
+        pending = yield from self._fast(src)
+        if pending is not None:
+            careful = Lines(Prefixed(pending, src), self.limits.record_chars)
+            yield from map(from_records, _batches(self._careful(careful)))
 
-    def _records(self, lines: _Lines) -> Iterator[Record]:
-        reader = csv.reader(lines)
-        names = next(reader, None)
+    def _read_header(self, lines: Lines) -> bool:
+        try:
+            names = next(csv.reader(lines), None)
+        except TooLong:
+            self._too_long(0, self._column(lines.open_column()))
+            return False
         if names is None:
             self.checker.add(0, "(header)", "the list is empty (no header row)")
-            return
+            return False
         self._set_header(names)
-        lines.start()
-        check, pick, width = self.checker.check_texts, self._pick, len(names)
-        for fields in reader:
-            nul = lines.nul
-            lines.start()
-            if not fields:
-                continue
-            row = self._next_row()
-            if len(fields) != width:
-                self.checker.add(row, "(row)", f"has {len(fields)} fields, header has {width}")
-            elif nul and any("\x00" in f for f in fields):
-                self._nul(row, fields)
-            else:
-                fields.append("")
-                record = check(row, *map(str.strip, pick(fields)))
-                if record is not None:
-                    yield record
+        return True
+
+    def _fast(self, src: TextIO) -> Generator[Columns, None, str | None]:
+        """Batches of plain chunks; returns the text read but not handled (None at the end)."""
+        limit, carry = self.limits.record_chars, ""
+        while chunk := src.read(FAST_CHUNK_CHARS):
+            text = carry + chunk
+            lines = text.split("\n")
+            carry = lines.pop()
+            if not plain(text, lines, carry, limit):
+                return text
+            yield from self._fast_batch(lines)
+        if carry:
+            if not plain(carry, [carry], "", limit):
+                return carry
+            yield from self._fast_batch([carry])
+        return None
+
+    def _fast_batch(self, lines: list[str]) -> Iterator[Columns]:
+        """Plain lines, each one record (an empty one none): with no quote, a CSV line's fields
+        are exactly its comma-separated parts."""
+        if "" in lines:
+            lines = list(filter(None, lines))
+        if not lines:
+            return
+        first, width = self.rows + 1, len(self.header or ())
+        self._count(len(lines))
+        if set(map(str.count, lines, itertools.repeat(","))) == {width - 1}:
+            fields = ",".join(lines).split(",")
+            blank = [""] * len(lines)
+            texts = [
+                list(map(str.strip, fields[i::width])) if i < width else blank
+                for i in self._indices
+            ]
+            checked = self.checker.check_batch(first, texts)
+            if checked is not None:
+                yield checked
+                return
+        numbered = enumerate(csv.reader(lines), first)
+        yield from_records([r for n, f in numbered if (r := self._check(n, f, False)) is not None])
+
+    def _careful(self, lines: Lines) -> Iterator[Record]:
+        try:
+            for fields in csv.reader(lines):
+                nul = lines.nul
+                lines.start()
+                if fields:
+                    record = self._check(self._next_row(), fields, nul)
+                    if record is not None:
+                        yield record
+        except TooLong:
+            self._too_long(self.rows + 1, self._column(lines.open_column()))
+
+    def _check(self, row: int, fields: list[str], nul: bool) -> Record | None:
+        width = len(self.header or ())
+        if len(fields) != width:
+            self.checker.add(row, "(row)", f"has {len(fields)} fields, header has {width}")
+        elif nul and any("\x00" in f for f in fields):
+            self._nul(row, fields)
+        else:
+            fields.append("")
+            return self.checker.check_texts(row, *map(str.strip, self._pick(fields)))
+        return None
 
     def _nul(self, row: int, fields: list[str]) -> None:
         """Postgres text cannot hold NUL: name each column that has one."""
@@ -214,7 +235,10 @@ class JsonRows(_Reader):
         row = self.rows + ahead + 1
         return ListError(400, "bad_json", f"row {row}: not valid JSON ({exc.msg})")
 
-    def records(self, src: TextIO) -> Iterator[Record]:
+    def batches(self, src: TextIO) -> Iterator[Columns]:
+        return map(from_records, _batches(self._records(src)))
+
+    def _records(self, src: TextIO) -> Iterator[Record]:
         for value in self._ndjson(src) if self.lines else self._array(src):
             record = self._one(value)
             if record is not None:
@@ -309,20 +333,20 @@ def _batches(records: Iterator[Record], size: int = 8192) -> Iterator[list[Recor
 def check_list(
     body: Path, copy_file: Path, media_type: str, checker: RowChecker, limits: Limits
 ) -> int:
-    """Parse and check the spooled ``body``; write its good records to ``copy_file`` as CSV
-    for COPY into ``stage``; return the row count. Problems (duplicates included) collect in
-    ``checker``; a list without rows is one, since a complete push of it would revoke every
-    ticket. Deletes ``body`` when done. Blocking: ``worker.check_off_loop`` runs it."""
+    """Parse and check the spooled ``body``; write its good records to ``copy_file`` as the
+    text-format payload of COPY into ``stage`` (``copytext``); return the row count. Problems
+    (duplicates included) collect in ``checker``; a list without rows is one, since a complete
+    push of it would revoke every ticket. Deletes ``body`` when done. Blocking:
+    ``worker.check_off_loop`` runs it."""
     reader = reader_for(media_type, checker, limits)
     duplicates = Duplicates()
     with (
         body.open(encoding="utf-8-sig", newline="") as src,
         copy_file.open("w", encoding="utf-8", newline="") as dst,
     ):
-        write = csv.writer(dst, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows
-        for batch in _batches(reader.records(src)):
-            write(batch)
-            duplicates.add(batch)
+        for columns in reader.batches(src):
+            dst.write(encode(columns))
+            duplicates.add(columns)
     body.unlink()  # halves the disk a list takes while it is applied
     for p in duplicates.problems(copy_file, checker.max_problems):
         checker.add(p.row, p.column, p.problem)

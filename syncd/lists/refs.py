@@ -1,23 +1,21 @@
 """Repeated external references within one list, found with 16 bytes per row.
 
 The parser notes a 64-bit hash and the row number of every good row's reference; only rows whose
-hash is not unique are confirmed, by reading their references back from the checked COPY file.
+hash is not unique are confirmed, by reading their references back from the checked COPY file
+(``copytext``).
 No database is involved, so a list with a duplicate is refused before a connection is taken.
 """
 
 from __future__ import annotations
 
-import csv
-import operator
 from array import array
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from syncd.lists.rows import Problem, Record
-
-_ROW, _REF = operator.itemgetter(0), operator.itemgetter(1)
+from syncd.lists.copytext import Columns, decode_field
+from syncd.lists.rows import Problem
 
 
 class Duplicates:
@@ -27,10 +25,10 @@ class Duplicates:
         self._hashes = array("q")
         self._rows = array("q")
 
-    def add(self, records: list[Record]) -> None:
-        """Note the references of ``records`` (row first, reference second)."""
-        self._hashes.extend(map(hash, map(_REF, records)))
-        self._rows.extend(map(_ROW, records))
+    def add(self, columns: Columns) -> None:
+        """Note the references of a batch (row numbers first, references second)."""
+        self._hashes.extend(map(hash, columns[1]))
+        self._rows.extend(columns[0])
 
     def suspects(self) -> set[int]:
         """Row numbers whose reference hash is not unique (a superset of the duplicates)."""
@@ -48,11 +46,12 @@ class Duplicates:
             return []
         last = max(suspects)
         by_ref: dict[str, list[int]] = defaultdict(list)
-        with copy_file.open(encoding="utf-8", newline="") as f:
-            for fields in csv.reader(f):
+        with copy_file.open(encoding="utf-8", newline="\n") as f:
+            for line in f:
+                fields = line.split("\t", 2)
                 row = int(fields[0])
                 if row in suspects:
-                    by_ref[fields[1]].append(row)
+                    by_ref[decode_field(fields[1])].append(row)
                 if row >= last:
                     break
         found = (

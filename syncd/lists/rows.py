@@ -7,7 +7,9 @@ Cells arrive as text (CSV) or JSON scalars; a row either becomes a ``Record`` or
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,8 @@ COLUMNS = ("external_ref", "holder_name", "email", "category", "zones", "valid_f
 ALIASES = {"holder": "holder_name", "name": "holder_name", "zone": "zones"}
 LIMITS = {"external_ref": 128, "holder_name": 200, "email": 254, "category": 64, "zones": 1200}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAILS = re.compile(r"(?>(?:[^@\s]+@[^@\s]+\.[^@\s]+)?\n)*+")
+"""Lines each empty or an ``_EMAIL``; atomic, so a bad line never backtracks into good ones."""
 _UINT32 = 0xFFFFFFFF
 CACHE_SIZE = 4096
 """Distinct zone and time texts remembered; later new ones are parsed each time."""
@@ -112,6 +116,45 @@ class RowChecker:
             return None
         return (row, ref, holder, email, category, zone, start, end)  # type: ignore[return-value]
 
+    def check_batch(self, first: int, texts: Sequence[list[str]]) -> list[Sequence[Any]] | None:
+        """The hot path of a clean CSV: seven columns of stripped, NUL-free texts for rows
+        ``first``, ``first + 1``, ...; returns the eight ``Record`` columns, or None when
+        some row needs ``check_texts`` (a problem, or a text not seen before in a full cache).
+        Every check is one C-level pass over a column."""
+        refs, holders, emails, categories, zones, starts, ends = texts
+        if not (
+            all(refs)
+            and _fits(refs, 128)
+            and _fits(holders, 200)
+            and _fits(emails, 254)
+            and _fits(categories, 64)
+            and _fits(zones, 1200)
+            and _all_emails(emails)
+        ):
+            return None
+        masks = self._lookup(self._zone_cache, self._parse_zones, zones)
+        froms = self._lookup(self._time_cache, self._parse_time, starts)
+        untils = self._lookup(self._time_cache, self._parse_time, ends)
+        if masks is None or froms is None or untils is None or _any_before(untils, froms):
+            return None
+        first_to_last = range(first, first + len(refs))
+        return [first_to_last, refs, holders, emails, categories, masks, froms, untils]
+
+    def _lookup(
+        self, cache: dict[str, int | str], parse: Any, texts: list[str]
+    ) -> list[int] | None:
+        """Cached values of ``texts`` (parsing and remembering the new ones); None if any is a
+        problem."""
+        values = list(map(cache.get, texts))
+        if None in values:
+            for text in set(texts).difference(cache):
+                if self._remember(cache, text, parse(text)) is not cache.get(text):
+                    return None  # cache full: let check_texts parse row by row
+            values = list(map(cache.get, texts))
+        if set(map(type, values)) != {int}:
+            return None
+        return values  # type: ignore[return-value]
+
     @staticmethod
     def _remember(cache: dict[str, int | str], text: str, value: int | str) -> int | str:
         if len(cache) < CACHE_SIZE:
@@ -167,6 +210,23 @@ class RowChecker:
         if not 0 <= seconds <= _UINT32:
             return "out of range (1970 to 2106)"
         return seconds
+
+
+def _all_emails(emails: list[str]) -> bool:
+    """Every text empty or an e-mail address (``_EMAIL``), in one regex pass."""
+    lines = "\n".join(emails) + "\n"
+    return lines.count("\n") == len(emails) and _EMAILS.fullmatch(lines) is not None
+
+
+def _fits(texts: list[str], limit: int) -> bool:
+    return max(map(len, texts), default=0) <= limit
+
+
+def _any_before(untils: list[int], froms: list[int]) -> bool:
+    """Some valid_until before its valid_from (0 is "not given" on either side)."""
+    return any(map(operator.lt, untils, froms)) and any(
+        start and until and until < start for until, start in zip(untils, froms, strict=True)
+    )
 
 
 def _encodable(text: str) -> bool:
