@@ -8,6 +8,7 @@ that file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 FLAGS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "gate" / "chromium-flags.env"
@@ -31,3 +32,17 @@ def kiosk_flags(path: Path = FLAGS_FILE) -> list[str]:
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", *kiosk_flags()]
+
+
+def local_name_args(name: str) -> list[str]:
+    """Flags that make ``name`` resolve to 127.0.0.1 and reach it directly.
+
+    Behind a proxy (``http_proxy``, as inside scripts/fresh-check) Chromium would send the name to
+    the proxy instead of resolving it, so the proxy is named explicitly with ``name`` bypassed:
+    every other host still goes through it (and shows up in its log).
+    """
+    args = [f"--host-resolver-rules=MAP {name} 127.0.0.1"]
+    proxy = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY")
+    if proxy:
+        args += [f"--proxy-server={proxy}", f"--proxy-bypass-list={name}"]
+    return args

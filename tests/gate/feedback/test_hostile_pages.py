@@ -17,6 +17,7 @@ from aiohttp import web
 from playwright.async_api import Browser, async_playwright, expect
 
 from tests.gate.feedback.conftest import CHROMIUM_ARGS, Kiosk, close_kiosk, open_kiosk, unlock
+from tests.support.chromium import local_name_args
 
 ATTACK = """<!doctype html><html><body>
 <form id="f" method="post" action="{kiosk}api/admit" target="sink">
@@ -88,7 +89,7 @@ async def test_a_page_on_another_port_cannot_scan_admit_or_search(staffed: Kiosk
 
 async def test_a_rebinding_name_gets_misdirected(tmp_path: Path) -> None:
     """DNS rebinding: rebind.example resolves to 127.0.0.1; the page answers it with 421."""
-    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP rebind.example 127.0.0.1"]
+    args = [*CHROMIUM_ARGS, *local_name_args("rebind.example")]
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         k = await open_kiosk(tmp_path, browser)
