@@ -102,4 +102,6 @@ async def test_sigterm_with_a_staff_session_open_and_a_push_in_flight_exits_0(
         rows = db.execute("SELECT seq, decision, via FROM journal ORDER BY seq").fetchall()
         (acked,) = db.execute("SELECT acked_seq FROM sync_state").fetchone()
     assert rows == [(1, "admit", "kiosk"), (2, "admit", "kiosk")]
-    assert acked == 1  # the second scan's push never got an answer: it waits in the journal
+    # The second scan's push never got an answer: it waits in the journal, never marked synced
+    # (whether the first push was answered before syncd froze depends on the machine's load).
+    assert acked <= 1
