@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from tests.conftest import AMQP_URL
-from tests.syncd.conftest import MASTER_KEY
+from tests.conftest import AMQP_URL, Rabbit
+from tests.syncd.conftest import MASTER_KEY, relay_exchange
 from tests.syncd.test_serve import _free_port, _wait_healthy
 
 
@@ -33,7 +33,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def running_syncd(db_url: str, **env: str) -> Iterator[Served]:
+def running_syncd(db_url: str, rabbit: Rabbit, **env: str) -> Iterator[Served]:
+    """``syncd serve`` relaying to a private exchange of ``rabbit``'s (never syncd's default
+    ``tessera``, which no test may leave on the broker)."""
     port = _free_port()
     environ = {
         **os.environ,
@@ -41,6 +43,7 @@ def running_syncd(db_url: str, **env: str) -> Iterator[Served]:
         "SYNCD_MASTER_KEY": MASTER_KEY,
         "SYNCD_AMQP_URL": AMQP_URL,
         "SYNCD_PORT": str(port),
+        "SYNCD_AMQP_EXCHANGE": relay_exchange(rabbit),
         **env,
     }
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import Rabbit
-from tests.syncd.conftest import make_org, relay_exchange
+from tests.syncd.conftest import make_org
 from tests.syncd.servekit import running_syncd
 
 EXAMPLES = os.environ.get("TESSERA_FUZZ_EXAMPLES", "8")
@@ -100,7 +100,7 @@ def _schemathesis() -> str:
 async def test_schemathesis_finds_nothing(db_url: str, rabbit: Rabbit, tmp_path: Path) -> None:
     await _far_ids(db_url)
     org = await make_org(db_url, "Fuzz org")
-    with running_syncd(db_url, SYNCD_AMQP_EXCHANGE=relay_exchange(rabbit)) as server:
+    with running_syncd(db_url, rabbit) as server:
         base = f"http://127.0.0.1:{server.port}"
         credential = await _world(base, org.tokens["admin"])
         config = _config(tmp_path / "schemathesis.toml", org.tokens["admin"], credential)

@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from syncd.logs import SecretFilter, redact
+from tests.conftest import Rabbit
 from tests.syncd.conftest import MASTER_KEY, Org
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets
 from tests.syncd.servekit import Served, running_syncd
@@ -39,8 +40,8 @@ MALFORMED = [
 
 
 @pytest.fixture
-def server(db_url: str) -> Iterator[Served]:
-    with running_syncd(db_url, SYNCD_LOG_LEVEL="DEBUG") as running:
+def server(db_url: str, rabbit: Rabbit) -> Iterator[Served]:
+    with running_syncd(db_url, rabbit, SYNCD_LOG_LEVEL="DEBUG") as running:
         yield running
 
 
