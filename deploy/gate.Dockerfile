@@ -5,7 +5,10 @@
 #   docker run --device /dev/video0 --group-add video -v gate-data:/var/lib/tessera-gate \
 #     -p 127.0.0.1:8090:8090 --env-file deploy/env/gate.env tessera-gate
 # On a Raspberry Pi class appliance prefer deploy/gate/ (systemd unit and kiosk set-up).
-FROM python:3.11-slim-bookworm
+# BASE: any Python 3.11 image with pip on PATH (scripts/deploy-check builds one from Debian's
+# packages, as it cannot pull from a public registry).
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

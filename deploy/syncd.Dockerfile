@@ -1,7 +1,10 @@
 # syncd, the central service. Build from the repository root:
 #   docker build -f deploy/syncd.Dockerfile -t tessera-syncd .
 # Only the files the package needs are copied, so no .dockerignore is required.
-FROM python:3.11-slim-bookworm
+# BASE: any Python 3.11 image with pip on PATH (scripts/deploy-check builds one from Debian's
+# packages, as it cannot pull from a public registry).
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

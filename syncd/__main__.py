@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -26,15 +27,23 @@ def _settings() -> SyncdSettings:
         raise click.ClickException(f"bad SYNCD_* setting: {exc}") from None
 
 
-def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run ``work`` with one database connection; errors become clean CLI messages."""
+def _run(work: Callable[[asyncpg.Connection], Awaitable[T]], wait: float = 0.0) -> T:
+    """Run ``work`` with one database connection; errors become clean CLI messages. ``wait``:
+    seconds to keep trying while Postgres is not (yet) accepting connections."""
 
     async def main() -> T:
         url = _settings().database_url.get_secret_value()
-        try:
-            conn = await asyncpg.connect(url, timeout=10)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ConfigError(f"cannot connect to Postgres: {exc}") from exc
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                conn = await asyncpg.connect(url, timeout=10)
+                break
+            except (OSError, asyncpg.PostgresError) as exc:  # TimeoutError is an OSError
+                if time.monotonic() >= deadline or not _starting_up(exc):
+                    reason = str(exc) or type(exc).__name__  # a timeout has no message
+                    raise ConfigError(f"cannot connect to Postgres: {reason}") from exc
+                click.echo(f"waiting for Postgres: {exc}", err=True)
+                await asyncio.sleep(1.0)
         try:
             return await work(conn)
         finally:
@@ -55,10 +64,25 @@ def cli() -> None:
     """
 
 
+def _starting_up(exc: BaseException) -> bool:
+    """Postgres not there yet (refused, unreachable, starting, full): worth waiting for; a wrong
+    password or database name is not."""
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError))
+
+
 @cli.command()
-def migrate() -> None:
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for Postgres to accept connections (a container started beside it).",
+)
+def migrate(wait: float) -> None:
     """Apply pending database migrations (safe to run on every deploy)."""
-    applied = _run(db.migrate)
+    applied = _run(db.migrate, wait)
     for m in applied:
         click.echo(f"applied {m.version:04d}_{m.name}")
     click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")

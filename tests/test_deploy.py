@@ -197,7 +197,8 @@ def test_dockerfiles_run_as_a_user_with_the_right_entrypoints() -> None:
     syncd = (DEPLOY / "syncd.Dockerfile").read_text(encoding="utf-8")
     gate = (DEPLOY / "gate.Dockerfile").read_text(encoding="utf-8")
     for text in (syncd, gate):
-        assert "FROM python:3.11-slim-bookworm" in text and "\nUSER tessera" in text
+        assert "ARG BASE=python:3.11-slim-bookworm\nFROM ${BASE}\n" in text
+        assert "\nUSER tessera" in text
     assert "HEALTHCHECK" in syncd and "/healthz" in syncd and '"syncd"' in syncd
     assert "libzbar0" in gate and '"gate"' in gate and '"run"' in gate
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
@@ -19,6 +21,7 @@ from syncd.__main__ import cli as syncd_cli
 from syncd.app import create_app
 from syncd.settings import SyncdSettings
 from tessera_cli.__main__ import cli as tessera_cli
+from tests.support.netproxy import TcpProxy
 from tests.syncd.conftest import MASTER_KEY
 
 
@@ -52,6 +55,31 @@ async def test_syncd_admin_commands(pg_url: str) -> None:
     assert result.exit_code == 1 and "cannot connect" in result.output
     for command in ("migrate", "serve", "create-org", "create-token", "gen-master-key"):
         assert (await run(syncd_cli, [command, "--help"], env)).exit_code == 0
+
+
+async def test_migrate_waits_for_a_postgres_that_is_still_starting(pg_url: str) -> None:
+    """Scenario: compose starts ``syncd migrate --wait`` beside a Postgres container that does
+    not accept connections yet; migrate waits, then applies. A wrong role is refused at once."""
+    url = urlsplit(pg_url)
+    with TcpProxy(url.hostname or "127.0.0.1", url.port or 5432) as late:
+        late.cut()  # nothing listens on the port yet: "connection refused"
+        threading.Timer(1.5, late.restore).start()
+        env = {
+            "SYNCD_DATABASE_URL": url._replace(
+                netloc=f"{url.netloc.split('@')[0]}@127.0.0.1:{late.port}"
+            ).geturl()
+        }
+        result = await run(syncd_cli, ["migrate", "--wait", "30"], env)
+        assert result.exit_code == 0, result.output
+        assert "waiting for Postgres" in result.stderr and "applied 0001_init" in result.stdout
+    wrong = {
+        "SYNCD_DATABASE_URL": url._replace(
+            netloc="nosuchrole@" + url.netloc.split("@")[-1]
+        ).geturl()
+    }
+    result = await run(syncd_cli, ["migrate", "--wait", "30"], wrong)
+    assert result.exit_code == 1 and "waiting" not in result.output
+    assert 'role "nosuchrole" does not exist' in result.output
 
 
 async def test_tessera_end_to_end(settings: SyncdSettings, db_url: str, tmp_path: Path) -> None:
