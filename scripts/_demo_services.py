@@ -241,7 +241,7 @@ class Tap:
         asyncio.run(self._open())
 
     async def _open(self) -> None:
-        from syncd.outbox import declare_topology
+        from syncd.outbox.topology import declare_topology
 
         try:
             conn = await aio_pika.connect(self.url, timeout=10)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import aiohttp
 from aiohttp import web
 
-from syncd.http import ApiError
+from syncd.web.errors import ApiError
 
 RETRY_AFTER_SECONDS = 5
 
@@ -82,9 +82,6 @@ class UploadSlots:
             self._busy[org_id] -= 1
             if not self._busy[org_id]:
                 del self._busy[org_id]
-
-
-UPLOADS = web.AppKey("list_uploads", UploadSlots)
 
 
 async def receive(request: web.Request, path: Path, limit: int, seconds: float) -> int:

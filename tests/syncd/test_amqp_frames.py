@@ -13,7 +13,8 @@ from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
 from shared.protocol import ROUTING_KEYS
-from syncd.amqp_batch import Frames, Outgoing
+from syncd.outbox.frames import MessageFrames as Frames
+from syncd.outbox.frames import Outgoing
 
 FRAME_MAX = (4096, 131072)  # the protocol's minimum, RabbitMQ's default
 

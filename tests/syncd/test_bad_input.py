@@ -13,8 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from syncd.app import create_app
-from syncd.routing import OPERATIONS
+from syncd.app import OPERATIONS, create_app
 from syncd.settings import SyncdSettings
 from tests.conftest import AMQP_URL
 from tests.support.netproxy import TcpProxy

@@ -1,7 +1,7 @@
 """The change-feed page a gate parses is assembled from changes encoded once for all gates."""
 
 from shared.protocol import Change, ChangesPage, CheckinChange, TicketChange
-from syncd.changes import FeedPage
+from syncd.feed.read import FeedPage
 
 
 def test_an_assembled_page_is_the_page_a_gate_parses() -> None:

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import ChangesPage, EnrollResponse, PushResponse
-from syncd.changes import FEED_READS
+from syncd.keys import FEED_READS
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import changes, create_gate, enrolled_gate, event_with_tickets, send
 

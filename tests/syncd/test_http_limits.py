@@ -9,9 +9,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.app import create_app
-from syncd.middleware import PAGE_CSP
 from syncd.settings import SyncdSettings
-from syncd.throttle import ClientAddresses, FailureLimiter, parse_networks
+from syncd.web.middleware import PAGE_CSP
+from syncd.web.throttle import ClientAddresses, FailureLimiter, parse_networks
 from tests.syncd.conftest import Org, create_event, push
 from tests.syncd.gatekit import create_gate
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp.test_utils import TestClient
 
-from syncd.logs import SecretFilter, redact
+from syncd.web.logs import SecretFilter, redact
 from tests.syncd.conftest import MASTER_KEY, Org
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets
 from tests.syncd.servekit import Served, running_syncd

@@ -18,8 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.app import create_app
-from syncd.db import POOL
-from syncd.lists.spool import UPLOADS
+from syncd.keys import POOL, UPLOADS
 from syncd.settings import SyncdSettings
 from tests.syncd.conftest import Org, create_event, push
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets, send

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from syncd.api.docs import openapi_document
+from syncd.app import openapi_document
 from tests.syncd.conftest import Org, create_event, push
 
 BAD_IDS = ["abc", "-1", "0", "1.5", "99999999999999999999999", "%00", "\uff11"]

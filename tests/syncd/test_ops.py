@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from pydantic import SecretStr, ValidationError
 
 from shared.errors import ConfigError
-from syncd.app import VAULT, create_app
-from syncd.db import POOL, load_migrations, migrate, pending
-from syncd.logs import JsonFormatter
-from syncd.outbox import declare_topology
+from syncd.app import create_app
+from syncd.keys import POOL, VAULT
+from syncd.migrate import load_migrations, migrate, pending
+from syncd.outbox.topology import declare_topology
 from syncd.settings import SyncdSettings
 from syncd.signing import private_keys
+from syncd.web.logs import JsonFormatter
 from tests.conftest import AMQP_URL, Rabbit
 from tests.syncd.conftest import MASTER_KEY, Org, create_event, push, relay_exchange
 

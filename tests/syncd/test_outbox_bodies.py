@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.protocol import PushRequest
-from syncd.checkins import store_push
+from syncd.checkins.pusher import store_push
 
 GATE_NAME = 'Nord "Tür" \\ 1\t<>\u2028✓'
 

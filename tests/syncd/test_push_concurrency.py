@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import ChangesPage, PushRequest
-from syncd.checkins import JournalClash, Pusher, Stored, store_push
+from syncd.checkins.pusher import JournalClash, Pusher, Stored, store_push
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import changes, enrolled_gate, event_with_tickets, send
 

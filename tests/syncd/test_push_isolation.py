@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import CheckinIn, PushRequest
-from syncd.checkins import Pusher, PushFailed, PushRefused, Stored
+from syncd.checkins.pusher import Pusher, PushFailed, PushRefused, Stored
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets, send
 

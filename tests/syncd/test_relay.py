@@ -18,9 +18,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from shared.tasks import stop
-from syncd.amqp_batch import ConfirmReader, Frames, Outgoing, PublishRefused, publish_batch
-from syncd.notify import Notifier
-from syncd.outbox import Relay, RelayBroker, RelayConfig, RelayMetrics, declare_topology
+from syncd.feed.notify import Notifier
+from syncd.outbox.broker import RelayBroker
+from syncd.outbox.frames import ConfirmReader, Outgoing, PublishRefused, publish_batch
+from syncd.outbox.frames import MessageFrames as Frames
+from syncd.outbox.metrics import RelayMetrics
+from syncd.outbox.relay import Relay, RelayConfig
+from syncd.outbox.topology import declare_topology
 from tests.conftest import AMQP_URL, Rabbit
 from tests.support.netproxy import TcpProxy
 from tests.syncd.conftest import relay_exchange

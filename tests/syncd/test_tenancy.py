@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from syncd.routing import OPERATIONS, ROLES, Operation
+from syncd.app import OPERATIONS
+from syncd.web.operations import ROLES, Operation
 from tests.syncd.conftest import Org, create_event, push
 
 BODIES: dict[str, Any] = {

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import PushRequest
-from syncd.checkins import store_push
+from syncd.checkins.pusher import store_push
 from tests.syncd.conftest import Org, create_event, push
 from tests.syncd.gatekit import HEADER, Gate, changes, enrolled_gate, event_with_tickets, send
 

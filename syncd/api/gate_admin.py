@@ -19,11 +19,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from syncd.api.common import event_id_of, load_event, pool
-from syncd.api.docs import PATH_PARAMS
-from syncd.app import SETTINGS
-from syncd.http import UINT64, ApiError, json_response, not_found, path_int, read_model
-from syncd.routing import op
+from syncd.keys import SETTINGS
 from syncd.vault import hash_token
+from syncd.web.docs import PATH_PARAMS
+from syncd.web.errors import ApiError, not_found
+from syncd.web.operations import op
+from syncd.web.params import UINT64, json_response, path_int, read_model
 
 log = logging.getLogger("syncd.gates")
 PATH_PARAMS.setdefault("gate_id", {"type": "integer", "minimum": 1, "maximum": (1 << 63) - 1})

@@ -1,9 +1,9 @@
 """Storing a gate's pushed check-ins: once each, in the feed, in the outbox, conflicts flagged.
 
-One push is one call of ``tessera_store_push`` (``migrations/0004_push.sql``, its lock key
-replaced in ``0005_push_hardening.sql``): one round trip and one short transaction whose steps
-are ordered so that the event row lock (which serialises every writer of the event's feed) is
-taken last and held only for the feed insert and the commit:
+One push is one call of ``tessera_store_push`` (``store_push.sql`` beside this module, a
+repeatable script that ``syncd migrate`` re-applies when it changes): one round trip and one
+short transaction whose steps are ordered so that the event row lock (which serialises every
+writer of the event's feed) is taken last and held only for the feed insert and the commit:
 
 1. the gate row is locked (pushes of one gate queue up) and its skew recorded;
 2. the batch is inserted ``ON CONFLICT (gate_id, seq) DO NOTHING``; in the same statement every
@@ -49,7 +49,6 @@ import time
 from dataclasses import dataclass, field
 
 import asyncpg
-from aiohttp import web
 
 from shared.protocol import PushRequest
 from syncd.db import DB_DOWN
@@ -290,6 +289,3 @@ class _Clash(Exception):
 
 class JournalBusy(Exception):
     """The push kept deadlocking with others on the same tickets; the gate retries later."""
-
-
-PUSHER = web.AppKey("pusher", Pusher)

@@ -1,24 +1,25 @@
-"""Operations endpoints: liveness, readiness (Postgres and RabbitMQ), Prometheus metrics, and
-the broker connection other parts (the outbox relay) share."""
+"""The broker connection /readyz checks: a lazily (re)opened aio-pika connection of its own
+(``BrokerProbe``, when this replica runs no relay) or the relay's live one (``RelayBroker``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import aio_pika
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from syncd.db import POOL
-from syncd.middleware import METRICS
-from syncd.routing import op
+from syncd.keys import BROKER
+
+if TYPE_CHECKING:
+    from syncd.outbox.relay import Relay
 
 log = logging.getLogger("syncd.ops")
 
 
-class Broker:
+class BrokerProbe:
     """A lazily (re)opened aio-pika connection; ``check`` never raises."""
 
     def __init__(self, url: str, timeout: float = 3.0) -> None:
@@ -48,12 +49,9 @@ class Broker:
             await self.connection.close()
 
 
-BROKER = web.AppKey("broker", Broker)
-
-
 def broker_ctx(url: str):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        broker = Broker(url)
+        broker = BrokerProbe(url)
         app[BROKER] = broker
         if await broker.check() is not None:
             log.warning("RabbitMQ not reachable at start; /readyz will say so")
@@ -63,37 +61,12 @@ def broker_ctx(url: str):  # type: ignore[no-untyped-def]
     return ctx
 
 
-@op("GET", "/healthz", "Liveness: the process answers.", role=None, tag="ops")
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+class RelayBroker(BrokerProbe):
+    """/readyz's broker check answers from the relay's live connection (leader or standby)."""
 
+    def __init__(self, url: str, relay: Relay) -> None:
+        super().__init__(url)
+        self.relay = relay
 
-async def _check_db(request: web.Request) -> str | None:
-    try:
-        await asyncio.wait_for(request.app[POOL].fetchval("SELECT 1"), 3)
-    except Exception as exc:
-        return type(exc).__name__
-    return None
-
-
-@op(
-    "GET",
-    "/readyz",
-    "Readiness: Postgres and RabbitMQ answer (503 otherwise).",
-    role=None,
-    tag="ops",
-)
-async def readyz(request: web.Request) -> web.Response:
-    db, broker = await asyncio.gather(_check_db(request), request.app[BROKER].check())
-    checks = {"database": db or "ok", "broker": broker or "ok"}
-    ready = db is None and broker is None
-    return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status=200 if ready else 503,
-    )
-
-
-@op("GET", "/metrics", "Prometheus metrics.", role=None, tag="ops", produces="text/plain")
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def check(self) -> str | None:
+        return None if self.relay.connected else (self.relay.last_error or "not connected")

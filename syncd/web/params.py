@@ -1,7 +1,6 @@
-"""HTTP-facing errors and request helpers shared by the handlers.
+"""Reading a request: the JSON body into a model, path and query parameters, and the JSON answer.
 
-Every error a client can cause leaves syncd as JSON ``{"error": code, "message": text, ...}`` with
-a 4xx status (``middleware.errors`` maps them); a 500 means a bug, never bad input.
+What does not parse or is out of range is an ``ApiError`` (4xx), never an exception that escapes.
 """
 
 from __future__ import annotations
@@ -13,35 +12,11 @@ import pydantic_core
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from syncd.web.errors import ApiError, not_found, validation_error
+
 M = TypeVar("M", bound=BaseModel)
 UINT32 = 0xFFFFFFFF
 UINT64 = 0xFFFFFFFFFFFFFFFF
-
-
-class ApiError(Exception):
-    """A client-visible failure: HTTP status, stable code, English message, optional details."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-        **details: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers  # e.g. Retry-After of a 429 or 503
-        self.details = details
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.details}
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -91,14 +66,6 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
-
-
-def validation_error(exc: ValidationError) -> ApiError:
-    problems = [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-        for e in exc.errors(include_input=False, include_url=False)
-    ]
-    return ApiError(422, "invalid", "request body is invalid", problems=problems)
 
 
 def path_int(request: web.Request, name: str, maximum: int) -> int:

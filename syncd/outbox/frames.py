@@ -6,10 +6,10 @@ message. Here the frames of a whole batch are assembled from pre-computed bytes 
 (a few µs a message) and queued as one write, under the channel's publish lock. Each message gets
 its delivery tag registered in the channel exactly as ``basic_publish`` registers it, so
 aiormq's own reader resolves acks, nacks (``multiple`` too) and returns; the registered
-confirmation is a :class:`Pending` counter of its batch instead of one future per message.
+confirmation is a :class:`MessageConfirm` counter of its batch instead of one future per message.
 
-Frames on the wire are the ordinary ones (``tests/syncd/test_amqp_frames.py`` proves them equal
-to pamqp's, byte for byte)::
+The frames on the wire are the ordinary ones (``tests/syncd/test_amqp_frames.py`` proves them
+equal to pamqp's, byte for byte)::
 
     method   1 | channel | size | 60 40 | 0 0 | exchange | routing key | bits (mandatory)
     header   2 | channel | size | 60 | 0 | body size | flags | content_type delivery_mode=2
@@ -59,7 +59,7 @@ def shortstr(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
-class Frames:
+class MessageFrames:
     """The wire frames of persistent, ``mandatory`` messages to one exchange on one channel."""
 
     def __init__(self, channel_number: int, exchange: str, max_content: int) -> None:
@@ -76,7 +76,7 @@ class Frames:
         self._body_start = b"\x03" + self._channel
 
     @classmethod
-    def for_channel(cls, channel: aiormq.Channel, exchange: str) -> Frames:
+    def for_channel(cls, channel: aiormq.Channel, exchange: str) -> MessageFrames:
         return cls(channel.number, exchange, channel.max_content_size)
 
     def _method(self, routing_key: str) -> bytes:
@@ -114,7 +114,7 @@ class Frames:
         return b"".join(out)
 
 
-class Pending:
+class MessageConfirm:
     """The confirmation of one message, standing in aiormq's ``confirmations`` for a future.
 
     aiormq calls ``set_result`` with the ack frame, ``set_exception`` for a nack or a return;
@@ -230,7 +230,7 @@ class Confirms:
 
 
 async def publish_batch(
-    channel: aiormq.Channel, frames: Frames, batch: Sequence[Outgoing]
+    channel: aiormq.Channel, frames: MessageFrames, batch: Sequence[Outgoing]
 ) -> Confirms:
     """Queue every message as one write; returns the batch's :class:`Confirms`."""
     if not channel.publisher_confirms:
@@ -242,7 +242,7 @@ async def publish_batch(
     async with channel.lock:
         first = tag = channel.delivery_tag + 1
         for m in batch:
-            confirmations[tag] = Pending(confirms)
+            confirmations[tag] = MessageConfirm(confirms)
             by_message_id[m.message_id] = tag
             frames.append(out, m.routing_key, m.body, m.message_id)
             tag += 1

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from syncd.http import ApiError
+from syncd.keys import ADDRESSES, LIMITER
+from syncd.web.errors import ApiError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -121,10 +122,6 @@ def _address(text: str | None) -> Address | None:
 
 def _within(address: Address, networks: Sequence[Network]) -> bool:
     return any(address in n for n in networks)
-
-
-LIMITER = web.AppKey("failure_limiter", FailureLimiter)
-ADDRESSES = web.AppKey("client_addresses", ClientAddresses)
 
 
 @web.middleware

@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
-from syncd.middleware import SECURITY_HEADERS
+from syncd.web.middleware import SECURITY_HEADERS
 
 log = logging.getLogger("syncd.server")
 

@@ -18,10 +18,10 @@ import asyncpg
 from aiohttp import web
 
 from shared.protocol import GATE_CREDENTIAL_PREFIX
-from syncd.db import POOL
-from syncd.http import ApiError
-from syncd.routing import ROLES, operation_of
+from syncd.keys import POOL, RESOLVERS
 from syncd.vault import TOKEN_PREFIX, hash_token
+from syncd.web.errors import ApiError
+from syncd.web.operations import ROLES, operation_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,6 @@ class Principal:
 
 
 Resolver = Callable[[asyncpg.Pool, str], Awaitable[Principal | None]]
-RESOLVERS = web.AppKey("resolvers", dict[str, Resolver])
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

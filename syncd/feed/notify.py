@@ -20,6 +20,7 @@ import asyncpg
 from aiohttp import web
 
 from shared.tasks import stop
+from syncd.keys import NOTIFIER
 
 log = logging.getLogger("syncd.notify")
 FEED_CHANNEL = "tessera_feed"
@@ -77,9 +78,6 @@ class Notifier:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
-
-
-NOTIFIER = web.AppKey("notifier", Notifier)
 
 
 def notifier_ctx(url: str):  # type: ignore[no-untyped-def]

@@ -28,18 +28,17 @@ from shared.protocol import (
     PushRequest,
     PushResponse,
 )
-from syncd import changes
 from syncd.api import bundle
 from syncd.api.common import EVENT_COLUMNS, pool
-from syncd.api.gates import hash_code
-from syncd.app import SETTINGS
-from syncd.auth import Principal, principal_of
-from syncd.changes import FEED_READS
-from syncd.checkins import PUSHER, JournalBusy, JournalClash, PushFailed, PushRefused
-from syncd.http import ApiError, json_response, read_model
-from syncd.notify import NOTIFIER
-from syncd.routing import Param, op
+from syncd.api.gate_admin import hash_code
+from syncd.checkins.pusher import JournalBusy, JournalClash, PushFailed, PushRefused
+from syncd.feed import read as feed
+from syncd.keys import FEED_READS, NOTIFIER, PUSHER, SETTINGS
 from syncd.vault import hash_token
+from syncd.web.auth import Principal, principal_of
+from syncd.web.errors import ApiError
+from syncd.web.operations import Param, op
+from syncd.web.params import json_response, read_model
 
 log = logging.getLogger("syncd.gatesync")
 GATE = frozenset({"gate"})
@@ -86,7 +85,7 @@ async def enroll(request: web.Request) -> web.Response:
         event_id=row["event_id"],
         credential=credential,
         server_time=time.time(),
-        keys=[changes.key_info(k["kid"], k["public_key"], k["status"]) for k in keys],
+        keys=[feed.key_info(k["kid"], k["public_key"], k["status"]) for k in keys],
     )
     return json_response(answer.model_dump(mode="json"))
 
@@ -163,7 +162,7 @@ def _wait(request: web.Request) -> float:
 async def changes_page(request: web.Request) -> web.Response:
     gate = _gate(request)
     settings = request.app[SETTINGS]
-    reader = changes.Reader(
+    reader = feed.Reader(
         gate.event_id or 0, gate.subject_id, settings.feed_page, settings.feed_max_behind
     )
     cursor, deadline = request.query.get("cursor", ""), time.monotonic() + _wait(request)
@@ -185,7 +184,7 @@ async def changes_page(request: web.Request) -> web.Response:
     tag="gate",
 )
 async def presence(request: web.Request) -> web.Response:
-    page = await changes.presence(pool(request), _gate(request).event_id or 0)
+    page = await feed.presence(pool(request), _gate(request).event_id or 0)
     return json_response(page.model_dump(mode="json"))
 
 

@@ -21,10 +21,11 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from syncd.auth import PRINCIPAL
 from syncd.db import DB_DOWN
-from syncd.http import ApiError
-from syncd.logs import redact, request_id
+from syncd.keys import METRICS
+from syncd.web.auth import PRINCIPAL
+from syncd.web.errors import ApiError
+from syncd.web.logs import redact, request_id
 
 log = logging.getLogger("syncd.http")
 RETRY_AFTER_SECONDS = 5  # what a 503 tells the client to wait (Postgres or RabbitMQ down)
@@ -61,9 +62,6 @@ class Metrics:
         self.list_rows = Counter(
             "syncd_list_rows", "Attendee list rows applied", ["outcome"], registry=self.registry
         )
-
-
-METRICS = web.AppKey("metrics", Metrics)
 
 
 def _route_name(request: web.Request) -> str:

@@ -1,7 +1,8 @@
 """Operations: each handler declares its route, required role and documentation in one place.
 
-``op`` registers a handler; ``create_app`` adds every registered operation to the router and
-``openapi_document`` describes exactly those, so a route cannot exist undocumented.
+``op`` attaches an ``Operation`` to its handler (nothing is registered globally); ``syncd.app``
+lists the handlers it serves, ``add_routes`` puts exactly their operations on the router and
+``web.docs`` describes exactly those, so a route cannot exist undocumented.
 """
 
 from __future__ import annotations
@@ -42,28 +43,34 @@ class Operation:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-OPERATIONS: list[Operation] = []
 _OP_ATTR = "_tessera_op"
+_OPS_ATTR = "_tessera_ops"
 
 
 def op(method: str, path: str, summary: str, role: str | None = "viewer", **kw: Any) -> Callable:
-    """Decorator: register ``handler`` as the operation ``method path``."""
+    """Decorator: declare ``handler`` as the operation ``method path``."""
 
-    def register(handler: Handler) -> Handler:
+    def declare(handler: Handler) -> Handler:
         if role is not None and role not in ROLES:
             raise ValueError(f"unknown role {role}")
         operation = Operation(method, path, handler, summary, role, **kw)
-        OPERATIONS.append(operation)
         setattr(handler, _OP_ATTR + method, operation)
+        setattr(handler, _OPS_ATTR, (*operations_of(handler), operation))
         return handler
 
-    return register
+    return declare
+
+
+def operations_of(handler: Handler) -> tuple[Operation, ...]:
+    """The operations ``handler`` was declared as (in declaration order)."""
+    ops: tuple[Operation, ...] = getattr(handler, _OPS_ATTR, ())
+    return ops
 
 
 def operation_of(request: web.Request) -> Operation | None:
     return getattr(request.match_info.handler, _OP_ATTR + request.method, None)
 
 
-def add_routes(app: web.Application) -> None:
-    for operation in OPERATIONS:
+def add_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:
+    for operation in operations:
         app.router.add_route(operation.method, operation.path, operation.handler)

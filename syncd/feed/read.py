@@ -22,7 +22,6 @@ import json
 from dataclasses import dataclass
 
 import asyncpg
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.protocol import Change, CheckinChange, KeyInfo, PresencePage, TicketChange
@@ -201,6 +200,3 @@ async def presence(pool: asyncpg.Pool, event_id: int) -> PresencePage:
         top = await head(conn, event_id)
         rows = await conn.fetch(_PRESENCE, event_id)
     return PresencePage(cursor=str(top), inside=[checkin_change(r) for r in rows])
-
-
-FEED_READS = web.AppKey("feed_reads", FeedReads)

@@ -1,4 +1,4 @@
-"""``/openapi.json``: an OpenAPI 3.1 document generated from the registered operations.
+"""``/openapi.json``: an OpenAPI 3.1 document generated from the operations the app serves.
 
 Generated, not hand-written: the route table, the roles and the request body models are the
 same objects the server runs, and ``tests/syncd/test_openapi.py`` walks the document against the
@@ -12,11 +12,13 @@ declaration cannot say.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
-from syncd.routing import OPERATIONS, Operation, op
+from syncd.keys import OPERATIONS
+from syncd.web.operations import Operation, op
 
 PATH_PARAMS: dict[str, dict[str, Any]] = {
     "event_id": {"type": "integer", "minimum": 1, "maximum": 0xFFFFFFFF},
@@ -174,10 +176,12 @@ def _operation(o: Operation, components: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_for(operations: Iterable[Operation]) -> dict[str, Any]:
+    """The OpenAPI document of exactly ``operations`` (``syncd.app.openapi_document`` is the
+    served app's)."""
     components: dict[str, Any] = {"Error": ERROR}
     paths: dict[str, dict[str, Any]] = {}
-    for o in OPERATIONS:
+    for o in operations:
         paths.setdefault(o.path, {})[o.method.lower()] = _operation(o, components)
     return {
         "openapi": "3.1.0",
@@ -196,4 +200,5 @@ def openapi_document() -> dict[str, Any]:
 
 @op("GET", "/openapi.json", "This document.", role=None, tag="ops")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    operations: tuple[Operation, ...] = request.app[OPERATIONS]
+    return web.json_response(openapi_for(operations))
