@@ -15,7 +15,7 @@ from typing import IO
 
 from gate.store.db import Store
 from shared.bundle import BundleTicket
-from tests.gate.kit import bundle_bytes, code, loaded_store
+from tessera_dev.sample_event import bundle_bytes, code, loaded_store
 
 N = 2000
 

@@ -11,7 +11,7 @@ from gate.store.db import Store
 from shared.base45 import b45decode, b45encode
 from shared.errors import RejectReason
 from shared.ticket import PREFIX, generate_private_key
-from tests.gate.kit import (
+from tessera_dev.sample_event import (
     EVENT,
     KEY,
     SAT_18,

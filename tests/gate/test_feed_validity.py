@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gate.store.syncstate import apply_changes
 from shared.protocol import Change, ChangesPage, TicketChange
-from tests.gate.kit import EVENT, Clock, loaded_store, pipeline
+from tessera_dev.sample_event import EVENT, Clock, loaded_store, pipeline
 
 
 async def test_a_fed_window_and_name_reach_manual_admit_and_search(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from shared.bundle import BundleTicket
-from tests.gate.kit import bundle_bytes, code, loaded_store
+from tessera_dev.sample_event import bundle_bytes, code, loaded_store
 
 
 @pytest.fixture

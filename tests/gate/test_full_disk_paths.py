@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from gate.feedback.staff import hash_pin
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
 from tests.gate.test_full_disk import _ready_list, fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture, used by name

@@ -14,7 +14,7 @@ from gate.store.importer import import_bundle
 from shared.bundle import BundleTicket
 from shared.errors import BundleError, RejectReason
 from shared.ticket import generate_private_key
-from tests.gate.kit import KEY, bundle_bytes, bundle_key, code, loaded_store, pipeline
+from tessera_dev.sample_event import KEY, bundle_bytes, bundle_key, code, loaded_store, pipeline
 
 NEW_LIST = [BundleTicket(1, 12, "valid", 1, "GA", "Ada"), BundleTicket(9, 99, "valid", 1, "GA")]
 

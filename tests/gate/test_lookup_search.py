@@ -19,7 +19,7 @@ from gate.store.migrate import migration_files
 from gate.store.search import SearchError, TicketIdError, fold
 from gate.store.snapshot import import_snapshot
 from shared.bundle import BundleTicket
-from tests.gate.kit import bundle_bytes, loaded_store, pipeline
+from tessera_dev.sample_event import bundle_bytes, loaded_store, pipeline
 from tests.gate.test_cli import gate
 
 FULLWIDTH = "\uff26\uff55\uff4c\uff4c"  # "Full" in fullwidth letters: NFKD makes it ASCII

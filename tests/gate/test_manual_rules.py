@@ -29,8 +29,8 @@ from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.display_settings import DisplaySettings
 from gate.store.db import Store
 from shared.bundle import BundleTicket
+from tessera_dev.sample_event import Clock, bundle_bytes, code, loaded_store, pipeline
 from tests.gate.feedback.conftest import PIN, PIN_HASH
-from tests.gate.kit import Clock, bundle_bytes, code, loaded_store, pipeline
 from tests.gate.test_cli import gate
 
 NOW = int(time.time())

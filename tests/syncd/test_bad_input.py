@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from syncd.app import OPERATIONS, create_app
 from syncd.settings import SyncdSettings
+from tessera_dev.netproxy import TcpProxy
 from tests.conftest import AMQP_URL
-from tests.support.netproxy import TcpProxy
 from tests.syncd.conftest import MASTER_KEY, Org, create_event
 
 DEEP = b"[" * 100_000 + b"]" * 100_000

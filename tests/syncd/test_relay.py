@@ -25,8 +25,8 @@ from syncd.outbox.frames import MessageFrames as Frames
 from syncd.outbox.metrics import RelayMetrics
 from syncd.outbox.relay import Relay, RelayConfig
 from syncd.outbox.topology import declare_topology
+from tessera_dev.netproxy import TcpProxy
 from tests.conftest import AMQP_URL, Rabbit
-from tests.support.netproxy import TcpProxy
 from tests.syncd.conftest import relay_exchange
 
 FILL = """INSERT INTO outbox (routing_key, event_id, body)

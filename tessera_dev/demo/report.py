@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from _demo_scenes import Scan
-from _demo_services import Deliveries
+from tessera_dev.demo.scenes import Scan
+from tessera_dev.demo.services import Deliveries
 
 
 @dataclass

@@ -5,8 +5,6 @@ described in bench_sync's docstring: fresh admissions, exits and re-entries, den
 cross-gate doubles); ``gate_loop`` pushes one journal batch by batch, filling in only the scan
 and send times; ``probes`` measures convergence between two probe gates. ``traffic_line`` and
 ``planned_conflicts`` summarise what was pushed for the report.
-
-Imported after ``use_venv`` (it needs aiohttp and the project's ``shared`` package).
 """
 
 from __future__ import annotations
@@ -22,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
-from _bench_kit import BenchError
 
 from shared.protocol import CHANGES_PATH, PRESENCE_PATH, PUSH_PATH
+from tessera_dev.bench.kit import BenchError
 
 # Row kinds of a load gate's journal, as counted in the report.
 FRESH, EXIT, REENTRY, INSIDE, UNKNOWN, DOUBLE = range(6)

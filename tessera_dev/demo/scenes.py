@@ -2,7 +2,7 @@
 (tickets on phones and paper, one by one) and what each gate should answer.
 
 A ``Scan`` is one ticket held up to the camera with the decision the demo expects for it; a
-gate's video is its scans rendered with gate/scan/synth.py (perspective, glare, noise, phone
+gate's video is its scans rendered with tessera_dev/synth.py (perspective, glare, noise, phone
 dark mode) and written as MJPG, so ``gate run --source VIDEO`` reads them through exactly the
 capture -> decode -> debounce -> decide -> commit path a live camera uses.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gate.scan import synth
-from gate.scan.synth import Condition, background, render_frame, write_video
 from shared.base45 import b45decode, b45encode
 from shared.ticket import PREFIX, parse_ticket
+from tessera_dev import synth
+from tessera_dev.synth import Condition, background, render_frame, write_video
 
 FPS = 20.0
 HOLD = 10  # frames a ticket is in view (0.5 s)

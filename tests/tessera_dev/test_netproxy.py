@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright
 
+from tessera_dev.netproxy import TcpProxy
 from tests.support.chromium import CHROMIUM_ARGS
-from tests.support.netproxy import TcpProxy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from _fresh_proxy import RegistryProxy, hosts_seen
 
 

@@ -18,7 +18,7 @@ from shared.protocol import GATE_CREDENTIAL_PREFIX
 from syncd.vault import TOKEN_PREFIX
 from tests.conftest import AMQP_URL, PG_URL
 
-DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo"
 
 
 def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -100,9 +100,8 @@ def test_demo_help() -> None:
 
 def test_demo_checks_fail_when_the_exchange_lost_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's verdict can fail: one admission stored but never delivered is a FAIL."""
-    monkeypatch.syspath_prepend(str(DEMO.parent))
-    from _demo_report import Checks, check_totals
-    from _demo_services import Deliveries
+    from tessera_dev.demo.report import Checks, check_totals
+    from tessera_dev.demo.services import Deliveries
 
     gates = {
         "North Door": [{"decision": "admit"}, {"decision": "deny"}],

@@ -4,8 +4,6 @@ The local services they use (TESSERA_TEST_DATABASE_URL, TESSERA_TEST_AMQP_URL), 
 percentiles, admin SQL on the server's default database, deleting a run's exchange, and the CPU
 accounting from /proc: per component (syncd, Postgres, RabbitMQ, the bench and its consumer) and
 the machine's idle and other busy time, in % of one core.
-
-Imported after ``use_venv`` (it needs asyncpg and aio-pika).
 """
 
 from __future__ import annotations

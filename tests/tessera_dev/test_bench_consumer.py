@@ -1,4 +1,4 @@
-"""scripts/_bench_amqp.py: the hand-written frame parser and the consumer process.
+"""tessera_dev/bench/consumer.py: the hand-written frame parser and the consumer process.
 
 The parser is checked against frames pamqp marshals (the same library aiormq and syncd's relay
 use to write them), fed whole, byte by byte and in random splits; the process against the real
@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
-import sys
-from pathlib import Path
 
 import aio_pika
 import pytest
@@ -21,10 +19,8 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
+from tessera_dev.bench.consumer import ConsumerError, ConsumerProcess, DeliveryParser
 from tests.conftest import Rabbit
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from _bench_amqp import ConsumerError, ConsumerProcess, DeliveryParser
 
 PROPERTIES = [
     spec.Basic.Properties(),
