@@ -8,7 +8,7 @@ its delivery tag registered in the channel exactly as ``basic_publish`` register
 aiormq's own reader resolves acks, nacks (``multiple`` too) and returns; the registered
 confirmation is a :class:`MessageConfirm` counter of its batch instead of one future per message.
 
-The frames on the wire are the ordinary ones (``tests/syncd/test_amqp_frames.py`` proves them
+The frames on the wire are the ordinary ones (``tests/syncd/outbox/test_frames.py`` proves them
 equal to pamqp's, byte for byte)::
 
     method   1 | channel | size | 60 40 | 0 0 | exchange | routing key | bits (mandatory)

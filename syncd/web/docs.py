@@ -1,12 +1,12 @@
 """``/openapi.json``: an OpenAPI 3.1 document generated from the operations the app serves.
 
 Generated, not hand-written: the route table, the roles and the request body models are the
-same objects the server runs, and ``tests/syncd/test_openapi.py`` walks the document against the
+same objects the server runs, and ``tests/syncd/web/test_openapi.py`` walks the document against the
 running app to keep the rest (status codes, error bodies) true. The statuses follow from each
 operation's declaration (auth: 401/403/503, path ids: 404, a body: 413/415/422, an upload also
 408, every request: 400/429); ``CONFLICTS``, ``NEEDS_DATABASE`` and ``PRODUCES`` add what a
 declaration cannot say.
-``tests/syncd/test_contract_fuzz.py`` fuzzes the whole document with schemathesis.
+``tests/syncd/web/test_contract_fuzz.py`` fuzzes the whole document with schemathesis.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ _RETRY_AFTER = {
     }
 }
 # What the route table cannot say: domain errors of particular operations (by operationId), and
-# answers in more than one media type. tests/syncd/test_contract_fuzz.py holds these true.
+# answers in more than one media type. tests/syncd/web/test_contract_fuzz.py holds these true.
 CONFLICTS = {
     "update_event",  # zones_in_use
     "retire_key",  # key_is_signer

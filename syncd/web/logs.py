@@ -6,7 +6,7 @@ parser quotes the raw header line it refused, an exception message quotes a requ
 by ``SecretFilter`` before any handler sees it: credentials (``tsr_``/``tsg_``), enrolment codes
 and the values registered with ``register_secret`` become ``[redacted]``, and the text of an
 HTTP parser error is dropped altogether (it is the raw request line or header the client sent).
-``tests/syncd/test_http_secrets.py`` holds the line against a real ``syncd serve``.
+``tests/syncd/web/test_http_secrets.py`` holds the line against a real ``syncd serve``.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ async def _call(
 
 
 def _guarded() -> list[Operation]:
-    """Operations for API tokens (gate endpoints: tests/syncd/test_gatesync.py)."""
+    """Operations for API tokens (gate endpoints: tests/syncd/api/test_gate_sync.py)."""
     return [o for o in OPERATIONS if o.role is not None and "token" in o.principals]
 
 

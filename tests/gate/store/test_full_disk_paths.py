@@ -19,7 +19,7 @@ import httpx
 
 from gate.feedback.staff import hash_pin
 from tessera_dev.sample_event import code
-from tests.gate.test_full_disk import _ready_list, fill, small_disk
+from tests.gate.store.test_full_disk import _ready_list, fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture, used by name
 PIN = "739164"

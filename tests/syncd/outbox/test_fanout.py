@@ -16,9 +16,9 @@ from shared.bundle import BundleReader
 from shared.protocol import ROUTING_KEYS, PresencePage
 from syncd.settings import SyncdSettings
 from tests.conftest import Rabbit
+from tests.syncd.api.test_tickets import keyring
 from tests.syncd.conftest import Org, push
 from tests.syncd.gatekit import HEADER, create_gate, enrolled_gate, event_with_tickets, send
-from tests.syncd.test_tickets import keyring
 
 
 async def _consume(
