@@ -113,15 +113,15 @@ def decide(
         return deny(reason, ctx, message=message, entry=entry)
     reentry = local.state is not None and local.state.last_in_at is not None
     return Decision(
-        "admit",
-        None,
-        messages.admitted(ctx.direction, reentry),
-        entry.ticket_id,
-        entry.event_id,
-        entry.category,
-        entry.holder,
-        ctx.direction,
-        ctx.via,
+        outcome="admit",
+        reason=None,
+        message=messages.admitted(ctx.direction, reentry),
+        ticket_id=entry.ticket_id,
+        event_id=entry.event_id,
+        category=entry.category,
+        holder=entry.holder,
+        direction=ctx.direction,
+        via=ctx.via,
         scanned_at=ctx.now,
     )
 
@@ -136,15 +136,15 @@ def deny(
     event_id: int | None = None,
 ) -> Decision:
     return Decision(
-        "deny",
-        reason,
-        message or messages.FIXED[reason],
-        entry.ticket_id if entry else ticket_id,
-        entry.event_id if entry else event_id,
-        entry.category if entry else "",
-        entry.holder if entry else None,
-        ctx.direction,
-        ctx.via,
+        outcome="deny",
+        reason=reason,
+        message=message or messages.FIXED[reason],
+        ticket_id=entry.ticket_id if entry else ticket_id,
+        event_id=entry.event_id if entry else event_id,
+        category=entry.category if entry else "",
+        holder=entry.holder if entry else None,
+        direction=ctx.direction,
+        via=ctx.via,
         scanned_at=ctx.now,
     )
 

@@ -151,23 +151,23 @@ class Pipeline:
     def _journal_entry(self, d: Decision) -> JournalEntry:
         reason = d.reason.value if d.reason else None
         return JournalEntry(
-            d.direction,
-            d.outcome,
-            reason,
-            d.scanned_at,
-            d.via,
-            self.settings.gate_name,
-            d.event_id,
-            d.ticket_id,
+            direction=d.direction,
+            outcome=d.outcome,
+            reason=reason,
+            scanned_at=d.scanned_at,
+            via=d.via,
+            gate=self.settings.gate_name,
+            event_id=d.event_id,
+            ticket_id=d.ticket_id,
         )
 
     def _not_recorded(self, ticket_id: int | None, event_id: int | None, via: str) -> Decision:
         return Decision(
-            "deny",
-            RejectReason.not_recorded,
-            NOT_RECORDED,
-            ticket_id,
-            event_id,
+            outcome="deny",
+            reason=RejectReason.not_recorded,
+            message=NOT_RECORDED,
+            ticket_id=ticket_id,
+            event_id=event_id,
             direction=self._direction,
             via=via,
             scanned_at=self._clock(),
