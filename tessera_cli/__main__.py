@@ -11,7 +11,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from tessera_cli import sync
+from tessera_cli import door_commands
 from tessera_cli.client import Api, ApiFailure, CliError
 from tessera_cli.settings import CliSettings
 
@@ -334,7 +334,7 @@ def tokens_revoke(token_id: int) -> None:
         click.echo(f"revoked {token_id}")
 
 
-sync.register(cli, _Group, _api, _out)
+door_commands.register(cli, _Group, _api, _out)
 
 
 def main() -> None:

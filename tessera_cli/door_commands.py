@@ -1,4 +1,5 @@
-"""``tessera gate ...``, ``tessera conflicts``, ``tessera stats`` and ``tessera watch``."""
+"""The commands about the doors: ``tessera gate ...`` (create, code, revoke, list), ``tessera
+conflicts``, ``tessera stats`` and ``tessera watch``."""
 
 from __future__ import annotations
 
