@@ -27,9 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 from gate.checkin.pipeline import Pipeline
 from gate.feedback import Feedback
 from gate.feedback.display_backend import PipelineBackend
+from gate.inputs import Source
 from gate.scan.debounce import Debouncer
 from gate.settings import GateSettings, check_zones
-from gate.sources import Source
 from gate.store.db import Store
 from gate.sync import sync_worker
 from gate.sync.worker import SyncWorker

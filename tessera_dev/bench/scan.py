@@ -31,8 +31,8 @@ from tqdm import tqdm
 from gate.app import GateApp
 from gate.camera import CameraSettings
 from gate.checkin.decision import Decision
+from gate.scan.camera_input import CameraSource, Decoded
 from gate.scan.settings import ScanSettings
-from gate.scan.source import CameraSource, Decoded
 from gate.settings import GateSettings
 from gate.store.db import Store
 from gate.store.importer import import_bundle

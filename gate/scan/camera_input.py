@@ -1,6 +1,6 @@
 """``CameraSource``: capture -> newest frame -> decode off the loop -> scanned texts.
 
-It is a ``gate.sources.Source`` (``via`` and ``texts()``) and a ``gate.app.Part`` (``start`` /
+It is a ``gate.inputs.Source`` (``via`` and ``texts()``) and a ``gate.app.Part`` (``start`` /
 ``stop``), so the app feeds its texts through the same debouncer and pipeline as every other
 source. A live camera and ``gate run --source FILE`` take exactly this path.
 
