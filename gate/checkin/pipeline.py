@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from gate.checkin import messages
-from gate.checkin.decide import CodeRejected, Context, decide, deny, rejected, verify_code
+from gate.checkin.decide import CodeRejectedError, Context, decide, deny, rejected, verify_code
 from gate.checkin.decision import Decision
 from gate.feedback import Feedback
 from gate.settings import GateSettings
@@ -78,7 +78,7 @@ class Pipeline:
         for _ in range(3):
             try:
                 ticket = verify_code(text, self.store.keys, ctx.now, self.settings.clock_tolerance)
-            except CodeRejected as exc:
+            except CodeRejectedError as exc:
                 if exc.reason in _KEY_REASONS and await self.store.refresh(force=False):
                     continue  # another process loaded keys since: judge with the new ones
                 return await self._record(rejected(exc, self.store.events, ctx))

@@ -31,7 +31,12 @@ from shared.protocol import (
 from syncd.api import bundle
 from syncd.api.common import EVENT_COLUMNS, pool
 from syncd.api.gate_admin import hash_code
-from syncd.checkins.pusher import JournalBusy, JournalClash, PushFailed, PushRefused
+from syncd.checkins.pusher import (
+    JournalBusyError,
+    JournalClashError,
+    PushFailedError,
+    PushRefusedError,
+)
 from syncd.feed import read as feed
 from syncd.keys import FEED_READS, NOTIFIER, PUSHER, SETTINGS
 from syncd.vault import hash_token
@@ -115,13 +120,13 @@ async def push(request: web.Request) -> web.Response:
     skew = now - body.sent_at
     try:
         stored = await request.app[PUSHER].store(pool(request), gate.subject_id, body, skew)
-    except JournalClash as exc:
+    except JournalClashError as exc:
         raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
-    except JournalBusy:
+    except JournalBusyError:
         raise ApiError(503, "busy", "check-ins of the same tickets collided, retry") from None
-    except PushRefused as exc:
+    except PushRefusedError as exc:
         raise ApiError(422, "push_refused", str(exc)) from None
-    except PushFailed as exc:
+    except PushFailedError as exc:
         raise ApiError(503, "push_failed", str(exc)) from None
     answer = PushResponse(
         acked_seq=stored.acked_seq,

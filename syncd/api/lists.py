@@ -52,7 +52,7 @@ class _Rollback(Exception):
 async def push_list(request: web.Request) -> web.StreamResponse:
     try:
         return await _push_list(request)
-    except spool.Refusal as exc:
+    except spool.UploadRefusedError as exc:
         return _refusal(exc)
 
 
@@ -121,7 +121,7 @@ async def _apply(
     except _Rollback:
         pass
     except asyncpg.QueryCanceledError:
-        raise spool.Refusal(
+        raise spool.UploadRefusedError(
             503,
             "list_apply_timeout",
             "applying the list took longer than SYNCD_LIST_STATEMENT_TIMEOUT allows;"
@@ -147,7 +147,7 @@ def _raise_problems(checker: RowChecker) -> None:
         )
 
 
-def _refusal(exc: spool.Refusal) -> web.Response:
+def _refusal(exc: spool.UploadRefusedError) -> web.Response:
     """The error body every failure has (``middleware.errors``), plus the refusal's headers."""
     rid = request_id.get()
     response = web.json_response(

@@ -19,7 +19,7 @@ writer of the event's feed) is taken last and held only for the feed insert and 
 6. the new admissions get feed seqs from ``events.change_seq``; its row lock is held until
    commit, so the feed stays gap-free and its seqs become visible in order.
 
-A stored seq whose ``scan_id`` differs is ``JournalClash`` (HTTP 409) and nothing of the batch
+A stored seq whose ``scan_id`` differs is ``JournalClashError`` (HTTP 409) and nothing of the batch
 is kept. Retrying a batch stores nothing new and answers the same ``acked_seq``.
 
 Group commit (``Pusher``): pushes that arrive while a push transaction runs are stored
@@ -28,15 +28,15 @@ so a burst of pushes from many gates costs one commit, one WAL flush and one sho
 event row lock instead of one each, and two group transactions overlap until their last step.
 (With one transaction per push, pushes queued on each other's event row lock, held through
 the WAL flush.) A replica runs at most ``SYNCD_PUSH_CONCURRENCY`` such transactions at once. A
-push whose seq clashes is answered ``JournalClash`` and the others are stored again without
+push whose seq clashes is answered ``JournalClashError`` and the others are stored again without
 it; a deadlock between two transactions (possible only when they touch the same tickets in
 opposite orders) is retried.
 
 One push's error never fails another's. ``shared.protocol.CheckinIn`` bounds every field to its
 column, so Postgres should refuse nothing; if it still refuses a group (a value that slipped
 past the model, a gate deleted while its push waited), the group is split in halves and each
-half stored again, down to the one push at fault, which alone is answered ``PushRefused`` (its
-values: HTTP 422) or ``PushFailed`` (anything else: 503, the gate retries). Bisecting keeps the
+half stored again, down to the one push at fault, which alone is answered ``PushRefusedError`` (its
+values: HTTP 422) or ``PushFailedError`` (anything else: 503, the gate retries). Bisecting keeps the
 others' group commit: one bad push among n costs about 2·log2(n) extra transactions. Only a
 database that is gone (connection lost, shut down, cancelled) fails the whole group at once.
 """
@@ -62,7 +62,7 @@ _DEADLOCK_RETRIES = 5
 log = logging.getLogger("syncd.checkins")
 
 
-class JournalClash(Exception):
+class JournalClashError(Exception):
     """A pushed seq is already stored with another scan_id (the gate's journal was replaced)."""
 
     def __init__(self, seq: int) -> None:
@@ -70,7 +70,7 @@ class JournalClash(Exception):
         self.seq = seq
 
 
-class PushRefused(Exception):
+class PushRefusedError(Exception):
     """Postgres refused a value of this push alone (SQLSTATE class 22 or 23); nothing of it
     is kept. ``state`` is the SQLSTATE (or the driver's error name): no value is echoed."""
 
@@ -79,7 +79,7 @@ class PushRefused(Exception):
         self.state = state
 
 
-class PushFailed(Exception):
+class PushFailedError(Exception):
     """This push alone failed in Postgres for a reason other than its values; retry later."""
 
     def __init__(self, state: str) -> None:
@@ -100,9 +100,9 @@ def _member_error(exc: Exception) -> Exception:
     """What one push alone answers when its own transaction failed with ``exc``."""
     state = getattr(exc, "sqlstate", None) or type(exc).__name__
     if isinstance(exc, ValueError) or state[:2] in ("22", "23"):
-        return PushRefused(state)
+        return PushRefusedError(state)
     if isinstance(exc, asyncpg.PostgresError):
-        return PushFailed(state)
+        return PushFailedError(state)
     return exc  # a bug: the handler's 500 and its log line, for this push only
 
 
@@ -147,7 +147,7 @@ async def _store(
         row = await conn.fetchrow(_STORE, gate_id, skew, *_columns(push), feed)
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == _CLASH_STATE:
-            raise JournalClash(int(exc.detail or 0)) from None
+            raise JournalClashError(int(exc.detail or 0)) from None
         raise
     assert row is not None
     return row
@@ -206,7 +206,7 @@ class Pusher:
             try:
                 results = await self._transaction(pool, group)
             except _Clash as clash:  # that push is refused; the others go again without it
-                clash.waiting.done.set_exception(JournalClash(clash.seq))
+                clash.waiting.done.set_exception(JournalClashError(clash.seq))
                 group = [w for w in group if w is not clash.waiting]
                 continue
             except asyncpg.DeadlockDetectedError:
@@ -214,7 +214,7 @@ class Pusher:
                 if attempts <= _DEADLOCK_RETRIES:
                     log.info("push group deadlocked; retrying", extra={"pushes": len(group)})
                     continue
-                self._fail(group, JournalBusy())
+                self._fail(group, JournalBusyError())
                 return
             except BaseException as exc:
                 await self._isolate(pool, group, exc)
@@ -263,7 +263,7 @@ class Pusher:
                     row = await _store(
                         conn, waiting.gate_id, waiting.push, waiting.skew, feed=False
                     )
-                except JournalClash as exc:
+                except JournalClashError as exc:
                     raise _Clash(waiting, exc.seq) from None
                 rows.append(row)
                 if row["adm_seqs"]:
@@ -287,5 +287,5 @@ class _Clash(Exception):
         self.waiting, self.seq = waiting, seq
 
 
-class JournalBusy(Exception):
+class JournalBusyError(Exception):
     """The push kept deadlocking with others on the same tickets; the gate retries later."""

@@ -188,11 +188,11 @@ class ConfirmReader:
         confirmation.set_result(frame)
 
 
-class BrokerTrouble(Exception):
+class BrokerError(Exception):
     """The broker session cannot go on; whatever it left unconfirmed is published again."""
 
 
-class PublishRefused(BrokerTrouble):
+class PublishRefusedError(BrokerError):
     """The broker nacked or returned a message."""
 
 
@@ -214,13 +214,13 @@ class Confirms:
         return d.done() and not d.cancelled() and d.exception() is None and d.result()
 
     def raise_unless_acked(self) -> None:
-        """For an answered batch: ``PublishRefused``, the channel's close reason, or nothing."""
+        """For an answered batch: ``PublishRefusedError``, the channel's close reason, or none."""
         if self.done.cancelled():
-            raise BrokerTrouble("publish abandoned")
+            raise BrokerError("publish abandoned")
         if (exc := self.done.exception()) is not None:
             raise exc
         if not self.done.result():
-            raise PublishRefused(f"the broker refused {self.refused} message(s)")
+            raise PublishRefusedError(f"the broker refused {self.refused} message(s)")
 
     def count(self, acked: bool) -> None:
         self.waiting -= 1

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiormq
 import asyncpg
 
-from syncd.outbox.frames import BrokerTrouble, Confirms, MessageFrames, Outgoing, publish_batch
+from syncd.outbox.frames import BrokerError, Confirms, MessageFrames, Outgoing, publish_batch
 
 if TYPE_CHECKING:
     from syncd.outbox.relay import Relay
@@ -49,7 +49,7 @@ _POLL = 1.0  # read even without a notification this often; standbys retry the l
 _GAP = 0.01
 
 
-class ConfirmTimeout(BrokerTrouble):
+class ConfirmTimeoutError(BrokerError):
     """The broker left a round unconfirmed for too long."""
 
 
@@ -120,7 +120,7 @@ class LeaderTerm:
                 r.confirms.raise_unless_acked()
             except Exception as exc:
                 return exc
-        return BrokerTrouble("broker channel closed") if closing.done() else None
+        return BrokerError("broker channel closed") if closing.done() else None
 
     async def _pace(self) -> None:
         """After a partial round, read again no sooner than ``_GAP`` after it."""
@@ -146,7 +146,7 @@ class LeaderTerm:
                 async with asyncio.timeout(_CONFIRM_TIMEOUT):  # a write queue that never drains
                     confirms = await publish_batch(self.channel, self.frames, out)
             except TimeoutError as exc:
-                raise ConfirmTimeout("publishing stalled") from exc
+                raise ConfirmTimeoutError("publishing stalled") from exc
             self.rounds.append(InFlightRound([r["id"] for r in rows], confirms, time.monotonic()))
         return self.full
 
@@ -163,5 +163,5 @@ class LeaderTerm:
         if len(self.rounds) < self.config.depth and woken is not None:
             waits.add(woken)
         if self.rounds and time.monotonic() - self.rounds[0].started > _CONFIRM_TIMEOUT:
-            raise ConfirmTimeout(f"no confirm within {_CONFIRM_TIMEOUT:g} s")
+            raise ConfirmTimeoutError(f"no confirm within {_CONFIRM_TIMEOUT:g} s")
         await asyncio.wait(waits, timeout=_POLL, return_when=asyncio.FIRST_COMPLETED)

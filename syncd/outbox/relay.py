@@ -46,7 +46,7 @@ from shared.tasks import stop
 from syncd.feed.notify import Notifier
 from syncd.keys import BROKER, METRICS, NOTIFIER, POOL, RELAY
 from syncd.outbox.broker import RelayBroker
-from syncd.outbox.frames import BrokerTrouble, ConfirmReader
+from syncd.outbox.frames import BrokerError, ConfirmReader
 from syncd.outbox.leader import _POLL, _QUERY_TIMEOUT, LeaderTerm
 from syncd.outbox.metrics import RelayMetrics
 from syncd.outbox.topology import declare_topology
@@ -160,7 +160,7 @@ class Relay:
             try:
                 await self._contend(channel)
             except Exception as exc:
-                if channel.is_closed or isinstance(exc, BrokerTrouble | aiormq.AMQPError):
+                if channel.is_closed or isinstance(exc, BrokerError | aiormq.AMQPError):
                     raise
                 self.last_error = f"database: {type(exc).__name__}"
                 log.warning("outbox relay lost Postgres: %s", type(exc).__name__)
@@ -175,7 +175,7 @@ class Relay:
                     await self._lead(db, channel)
                 self._set_leader(False)
                 await asyncio.sleep(random.uniform(0.7 * _POLL, 1.3 * _POLL))
-            raise BrokerTrouble("broker channel closed")
+            raise BrokerError("broker channel closed")
         finally:
             self._set_leader(None)
             with contextlib.suppress(Exception):

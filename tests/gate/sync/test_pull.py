@@ -11,7 +11,7 @@ import pytest
 
 from gate import commands
 from gate.store.syncstate import ChangeError, apply_changes, read_sync_state
-from gate.sync.client import AuthRejected
+from gate.sync.client import AuthRejectedError as AuthRejected
 from gate.sync.status import sync_summary
 from gate.sync.worker import REVOKED
 from shared.bundle import BundleTicket

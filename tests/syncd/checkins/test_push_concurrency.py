@@ -10,7 +10,8 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import ChangesPage, PushRequest
-from syncd.checkins.pusher import JournalClash, Pusher, Stored, store_push
+from syncd.checkins.pusher import JournalClashError as JournalClash
+from syncd.checkins.pusher import Pusher, Stored, store_push
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import changes, enrolled_gate, event_with_tickets, send
 

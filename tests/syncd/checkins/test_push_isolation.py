@@ -18,7 +18,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.protocol import CheckinIn, PushRequest
-from syncd.checkins.pusher import Pusher, PushFailed, PushRefused, Stored
+from syncd.checkins.pusher import Pusher, Stored
+from syncd.checkins.pusher import PushFailedError as PushFailed
+from syncd.checkins.pusher import PushRefusedError as PushRefused
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import enrolled_gate, event_with_tickets, send
 

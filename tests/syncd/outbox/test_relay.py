@@ -20,8 +20,9 @@ from prometheus_client import CollectorRegistry
 from shared.tasks import stop
 from syncd.feed.notify import Notifier
 from syncd.outbox.broker import RelayBroker
-from syncd.outbox.frames import ConfirmReader, Outgoing, PublishRefused, publish_batch
+from syncd.outbox.frames import ConfirmReader, Outgoing, publish_batch
 from syncd.outbox.frames import MessageFrames as Frames
+from syncd.outbox.frames import PublishRefusedError as PublishRefused
 from syncd.outbox.metrics import RelayMetrics
 from syncd.outbox.relay import Relay, RelayConfig
 from syncd.outbox.topology import declare_topology
