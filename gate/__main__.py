@@ -27,8 +27,8 @@ SOURCES: dict[str, Callable[[], Any]] = {}
 
 def _register_defaults() -> None:
     from gate.feedback.display import KioskInput
+    from gate.inputs import StdinSource
     from gate.scan.wiring import camera_source
-    from gate.sources import StdinSource
 
     SOURCES.setdefault("stdin", StdinSource)
     SOURCES.setdefault("camera", camera_source)
@@ -125,7 +125,7 @@ def _refuse_dead_stdin() -> None:
 
 def _device_sources(specs: tuple[str, ...]) -> dict[str, Any]:
     """The serial and evdev sources, built now so a bad option stops the start."""
-    from gate.sources import device_source
+    from gate.inputs import device_source
 
     try:
         built = {spec: device_source(spec) for spec in specs}

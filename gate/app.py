@@ -26,10 +26,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from gate.checkin.pipeline import Pipeline
 from gate.feedback import Feedback
-from gate.feedback.display_backend import PipelineBackend
+from gate.inputs import Source
 from gate.scan.debounce import Debouncer
 from gate.settings import GateSettings, check_zones
-from gate.sources import Source
 from gate.store.db import Store
 from gate.sync import sync_worker
 from gate.sync.worker import SyncWorker
@@ -97,18 +96,13 @@ class GateApp:
         log.info("gate stopped", extra={"gate": self.settings.gate_name})
 
     async def _start_sync(self, stack: contextlib.AsyncExitStack) -> None:
-        """Start the sync worker (it never blocks scanning) and hand its state to the display."""
+        """Start the sync worker (it never blocks scanning) before the parts, so the kiosk page
+        (``PipelineBackend.for_app``) finds its state when it starts."""
         self.sync = await sync_worker(self.settings, self.store)
         if self.sync is None:
             return
         await self.sync.start(self)
         stack.push_async_callback(self.sync.stop)
-        sync = self.sync
-        for sink in self.sinks:
-            if getattr(sink, "backend", False) is None:  # the kiosk page, not yet wired
-                sink.backend = PipelineBackend(  # type: ignore[attr-defined]
-                    self.pipeline, lambda: sync.status.online, sync.status.as_dict
-                )
 
     async def _pump_all(self) -> None:
         pumps = [asyncio.create_task(self._pump(s), name=f"pump-{s.via}") for s in self.sources]

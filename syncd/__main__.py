@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 
 from shared.errors import ConfigError
-from syncd import db
+from syncd import migrate as schema
 from syncd.settings import SyncdSettings
 from syncd.vault import new_master_key
 
@@ -82,10 +82,15 @@ def _starting_up(exc: BaseException) -> bool:
 )
 def migrate(wait: float) -> None:
     """Apply pending database migrations (safe to run on every deploy)."""
-    applied = _run(db.migrate, wait)
+    applied, rerun = _run(schema.migrate_all, wait)
     for m in applied:
-        click.echo(f"applied {m.version:04d}_{m.name}")
-    click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
+        click.echo(f"applied {m.label}")
+    for r in rerun:
+        click.echo(f"applied repeatable {r.name}")
+    if not applied and not rerun:
+        click.echo("schema is up to date")
+    else:
+        click.echo(f"{len(applied)} migration(s) applied, {len(rerun)} repeatable script(s)")
 
 
 @cli.command()
@@ -95,8 +100,8 @@ def migrate(wait: float) -> None:
 def serve(host: str | None, port: int | None, check_config: bool) -> None:
     """Run the HTTP service."""
     from syncd.app import create_app
-    from syncd.logs import register_secret, setup_logging
-    from syncd.server import serve as serve_app
+    from syncd.web.logs import register_secret, setup_logging
+    from syncd.web.server import serve as serve_app
 
     settings = _settings()
     updates: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -105,8 +110,8 @@ def serve(host: str | None, port: int | None, check_config: bool) -> None:
         app = create_app(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    pending = _run(db.pending)
-    if pending:
+    behind = _run(schema.schema_behind)
+    if behind:
         raise click.ClickException("database schema is behind; run: syncd migrate")
     if check_config:
         click.echo("configuration OK")

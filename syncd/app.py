@@ -1,39 +1,105 @@
 """The composition root: ``create_app(settings)`` wires middlewares, routes and resources.
 
+Routes are the handlers listed in ``ROUTES``, in the order the router matches them; each
+handler's ``op`` declaration gives its path, role and documentation (``OPERATIONS``), so the
+router and ``/openapi.json`` describe the same table. What handlers need (settings, the key
+vault, pools, the pusher ...) is put on the app under the keys of ``syncd.keys``; no module
+imports state from here.
+
 Resources start in order (Postgres pool, the LISTEN connection, then the outbox relay and its
-broker connection) and stop in reverse, as
-``cleanup_ctx`` generators. The app holds no state between requests beyond pools, so any number
-of replicas can run behind a load balancer.
+broker connection) and stop in reverse, as ``cleanup_ctx`` generators. The app holds no state
+between requests beyond pools, so any number of replicas can run behind a load balancer.
 """
 
 from __future__ import annotations
 
-import importlib
+from typing import Any
 
 from aiohttp import web
 
 from shared.errors import ConfigError
-from syncd import auth, db, logs, middleware, notify, ops, outbox, routing, server, throttle
-from syncd.changes import FEED_READS, FeedReads
-from syncd.checkins import PUSHER, Pusher
-from syncd.lists.spool import UPLOADS, UploadSlots
+from syncd import db
+from syncd.api import (
+    bundle,
+    events,
+    gate_admin,
+    gate_sync,
+    issuance,
+    lists,
+    stats,
+    tickets,
+    tokens,
+)
+from syncd.checkins.pusher import Pusher
+from syncd.feed.notify import notifier_ctx
+from syncd.feed.read import FeedReads
+from syncd.keys import (
+    ADDRESSES,
+    FEED_READS,
+    LIMITER,
+    METRICS,
+    PUSHER,
+    RESOLVERS,
+    SETTINGS,
+    UPLOADS,
+    VAULT,
+)
+from syncd.keys import (
+    OPERATIONS as OPERATIONS_KEY,
+)
+from syncd.lists.spool import UploadSlots
+from syncd.outbox.broker import broker_ctx
+from syncd.outbox.relay import relay_ctx
 from syncd.settings import SyncdSettings
 from syncd.vault import KeyVault
+from syncd.web import auth, docs, health, logs, middleware, server, throttle
+from syncd.web.operations import Handler, Operation, add_routes, operations_of
 
-SETTINGS = web.AppKey("settings", SyncdSettings)
-VAULT = web.AppKey("vault", KeyVault)
-API_MODULES = (
-    "syncd.api.events",
-    "syncd.api.tokens",
-    "syncd.api.lists",
-    "syncd.api.tickets",
-    "syncd.api.issuance",
-    "syncd.api.bundle",
-    "syncd.api.gates",
-    "syncd.api.gatesync",
-    "syncd.api.stats",
-    "syncd.api.docs",
+ROUTES: tuple[Handler, ...] = (
+    health.healthz,
+    health.readyz,
+    health.metrics,
+    events.create_event,
+    events.list_events,
+    events.get_event,
+    events.update_event,
+    events.list_keys,
+    events.rotate_key,
+    events.retire_key,
+    tokens.whoami,
+    tokens.list_tokens,
+    tokens.create_token,
+    tokens.revoke_token,
+    lists.push_list,
+    tickets.list_tickets,
+    tickets.get_ticket,
+    tickets.revoke_ticket,
+    tickets.block_ticket,
+    tickets.unblock_ticket,
+    tickets.reissue_ticket,
+    issuance.ticket_qr,
+    issuance.export_csv,
+    issuance.sheet,
+    bundle.bundle,
+    docs.openapi,
+    gate_admin.create_gate,
+    gate_admin.list_gates,
+    gate_admin.new_gate_code,
+    gate_admin.revoke_gate,
+    gate_sync.enroll,
+    gate_sync.push,
+    gate_sync.changes_page,
+    gate_sync.presence,
+    gate_sync.snapshot,
+    stats.stats,
+    stats.conflicts,
 )
+OPERATIONS: tuple[Operation, ...] = tuple(o for h in ROUTES for o in operations_of(h))
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of the operations this app serves (``/openapi.json``)."""
+    return docs.openapi_for(OPERATIONS)
 
 
 def _vault(settings: SyncdSettings) -> KeyVault:
@@ -44,8 +110,6 @@ def _vault(settings: SyncdSettings) -> KeyVault:
 
 def create_app(settings: SyncdSettings) -> web.Application:
     """Build the syncd application; raises ``ConfigError`` for unusable settings."""
-    for name in API_MODULES:
-        importlib.import_module(name)
     app = web.Application(
         middlewares=[
             middleware.observe,
@@ -57,17 +121,18 @@ def create_app(settings: SyncdSettings) -> web.Application:
     )
     logs.install_filters()
     app.on_response_prepare.append(middleware.secure_headers)
-    app[throttle.LIMITER] = throttle.FailureLimiter(
+    app[LIMITER] = throttle.FailureLimiter(
         settings.auth_fail_burst, settings.auth_fail_per_minute, settings.auth_fail_clients
     )
-    app[throttle.ADDRESSES] = throttle.ClientAddresses(
+    app[ADDRESSES] = throttle.ClientAddresses(
         throttle.parse_networks(settings.trusted_proxies),
         throttle.parse_networks(settings.auth_fail_exempt),
     )
     app[SETTINGS] = settings
     app[VAULT] = _vault(settings)
-    app[middleware.METRICS] = middleware.Metrics()
-    app[auth.RESOLVERS] = auth.default_resolvers()
+    app[OPERATIONS_KEY] = OPERATIONS
+    app[METRICS] = middleware.Metrics()
+    app[RESOLVERS] = auth.default_resolvers()
     app[PUSHER] = Pusher(settings.push_concurrency)
     app[FEED_READS] = FeedReads()
     app[UPLOADS] = UploadSlots(settings.uploads_per_org)
@@ -80,12 +145,12 @@ def create_app(settings: SyncdSettings) -> web.Application:
             db.Timeouts(settings.db_statement_timeout, settings.db_idle_in_transaction_timeout),
         )
     )
-    app.cleanup_ctx.append(notify.notifier_ctx(settings.database_url.get_secret_value()))
+    app.cleanup_ctx.append(notifier_ctx(settings.database_url.get_secret_value()))
     amqp = settings.amqp_url.get_secret_value()
     if settings.relay_enabled:
-        app.cleanup_ctx.append(outbox.relay_ctx(settings))
+        app.cleanup_ctx.append(relay_ctx(settings))
     else:
-        app.cleanup_ctx.append(ops.broker_ctx(amqp))
-    routing.add_routes(app)
+        app.cleanup_ctx.append(broker_ctx(amqp))
+    add_routes(app, OPERATIONS)
     server.protect(app)
     return app

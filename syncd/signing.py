@@ -12,9 +12,9 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.ticket import generate_private_key, key_id, public_raw
-from syncd import feed
-from syncd.http import ApiError
+from syncd.feed import append as feed
 from syncd.vault import KeyVault
+from syncd.web.errors import ApiError
 
 NEW_NONCE_SQL = "((floor(random() * 4294967295))::bigint + 1 + {old}) % 4294967296"
 """A random uint32 that always differs from ``old``."""

@@ -11,8 +11,8 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from tessera_cli import sync
-from tessera_cli.client import Api, ApiFailure, CliError
+from tessera_cli import door_commands
+from tessera_cli.client import Api, ApiFailureError, CliError
 from tessera_cli.settings import CliSettings
 
 CHUNK = 1 << 16
@@ -33,7 +33,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ApiFailure as exc:
+        except ApiFailureError as exc:
             click.echo(f"error: {exc}", err=True)
             for p in exc.problems[:50]:
                 where = f"row {p['row']}" if "row" in p else p.get("field", "")
@@ -334,7 +334,7 @@ def tokens_revoke(token_id: int) -> None:
         click.echo(f"revoked {token_id}")
 
 
-sync.register(cli, _Group, _api, _out)
+door_commands.register(cli, _Group, _api, _out)
 
 
 def main() -> None:

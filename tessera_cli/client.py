@@ -3,7 +3,7 @@
 Errors, drawn once::
 
     CliError            anything the user must see; the CLI prints it and exits 1
-    └── ApiFailure      syncd answered 4xx/5xx; carries the status, code and row problems
+    └── ApiFailureError      syncd answered 4xx/5xx; carries the status, code and row problems
 
 Transport errors (no server, TLS, timeouts) are translated to ``CliError`` at this boundary.
 """
@@ -23,7 +23,7 @@ class CliError(Exception):
     """A failure to report to the user (one line, no traceback)."""
 
 
-class ApiFailure(CliError):
+class ApiFailureError(CliError):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         self.status = status
         self.code = str(body.get("error", "error"))
@@ -56,7 +56,7 @@ class Api:
                 body = resp.json()
             except ValueError:
                 body = {"message": resp.text[:200]}
-            raise ApiFailure(resp.status_code, body if isinstance(body, dict) else {})
+            raise ApiFailureError(resp.status_code, body if isinstance(body, dict) else {})
         return resp
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:

@@ -1,9 +1,9 @@
 """Camera capture: sources, a latest-frame slot that drops stale frames, and a watchdog."""
 
 from gate.camera.capture import CameraState, CameraStatus, Capture
+from gate.camera.frame_readers import SourceError, SourceKind, classify, open_source
 from gate.camera.settings import CameraSettings
 from gate.camera.slot import Frame, FrameSlot
-from gate.camera.sources import SourceError, SourceKind, classify, open_source
 
 __all__ = [
     "CameraSettings",

@@ -22,9 +22,15 @@ from enum import StrEnum
 
 import numpy as np
 
+from gate.camera.frame_readers import (
+    OPEN_TIMEOUT_MS,
+    FrameSource,
+    SourceError,
+    SourceKind,
+    open_source,
+)
 from gate.camera.settings import CameraSettings, Roi
 from gate.camera.slot import Frame, FrameSlot
-from gate.camera.sources import OPEN_TIMEOUT_MS, FrameSource, SourceError, SourceKind, open_source
 
 log = logging.getLogger("gate.camera")
 

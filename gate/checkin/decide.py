@@ -29,7 +29,7 @@ from gate.store.records import Direction, EntryState, EventInfo, KeyInfo, ListEn
 from shared.errors import RejectReason, TicketRejected
 from shared.ticket import ALL_ZONES, Ticket, check_window, parse_ticket, verify_signature
 
-__all__ = ["CodeRejected", "Context", "Decision", "decide", "deny", "rejected", "verify_code"]
+__all__ = ["CodeRejectedError", "Context", "Decision", "decide", "deny", "rejected", "verify_code"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class Context:
     via: str = "scanner"
 
 
-class CodeRejected(TicketRejected):
+class CodeRejectedError(TicketRejected):
     """``verify_code`` failed; ``ticket`` is set when the signature was good (window failures)."""
 
     def __init__(self, cause: TicketRejected, ticket: Ticket | None = None) -> None:
@@ -51,15 +51,15 @@ class CodeRejected(TicketRejected):
 
 
 def verify_code(text: str, keys: Mapping[bytes, KeyInfo], now: float, tolerance: float) -> Ticket:
-    """Steps 1-4: the code itself. Raises ``CodeRejected``; never anything else."""
+    """Steps 1-4: the code itself. Raises ``CodeRejectedError``; never anything else."""
     try:
         ticket = _authenticate(text, keys)
     except TicketRejected as exc:
-        raise CodeRejected(exc) from None
+        raise CodeRejectedError(exc) from None
     try:
         check_window(ticket, now, tolerance)
     except TicketRejected as exc:
-        raise CodeRejected(exc, ticket) from None
+        raise CodeRejectedError(exc, ticket) from None
     return ticket
 
 
@@ -76,7 +76,7 @@ def _authenticate(text: str, keys: Mapping[bytes, KeyInfo]) -> Ticket:
     return ticket
 
 
-def rejected(exc: CodeRejected, events: Mapping[int, EventInfo], ctx: Context) -> Decision:
+def rejected(exc: CodeRejectedError, events: Mapping[int, EventInfo], ctx: Context) -> Decision:
     """The decision for a code that failed ``verify_code``."""
     ticket = exc.ticket
     if ticket is None:
@@ -113,15 +113,15 @@ def decide(
         return deny(reason, ctx, message=message, entry=entry)
     reentry = local.state is not None and local.state.last_in_at is not None
     return Decision(
-        "admit",
-        None,
-        messages.admitted(ctx.direction, reentry),
-        entry.ticket_id,
-        entry.event_id,
-        entry.category,
-        entry.holder,
-        ctx.direction,
-        ctx.via,
+        outcome="admit",
+        reason=None,
+        message=messages.admitted(ctx.direction, reentry),
+        ticket_id=entry.ticket_id,
+        event_id=entry.event_id,
+        category=entry.category,
+        holder=entry.holder,
+        direction=ctx.direction,
+        via=ctx.via,
         scanned_at=ctx.now,
     )
 
@@ -136,15 +136,15 @@ def deny(
     event_id: int | None = None,
 ) -> Decision:
     return Decision(
-        "deny",
-        reason,
-        message or messages.FIXED[reason],
-        entry.ticket_id if entry else ticket_id,
-        entry.event_id if entry else event_id,
-        entry.category if entry else "",
-        entry.holder if entry else None,
-        ctx.direction,
-        ctx.via,
+        outcome="deny",
+        reason=reason,
+        message=message or messages.FIXED[reason],
+        ticket_id=entry.ticket_id if entry else ticket_id,
+        event_id=entry.event_id if entry else event_id,
+        category=entry.category if entry else "",
+        holder=entry.holder if entry else None,
+        direction=ctx.direction,
+        via=ctx.via,
         scanned_at=ctx.now,
     )
 

@@ -9,7 +9,7 @@ from gate.store.records import Direction, Outcome
 from shared.errors import RejectReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """ADMIT or DENY for one scan. ``seq`` is set once the scan is committed to the journal.
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from gate.checkin import messages
-from gate.checkin.decide import CodeRejected, Context, decide, deny, rejected, verify_code
+from gate.checkin.decide import CodeRejectedError, Context, decide, deny, rejected, verify_code
 from gate.checkin.decision import Decision
 from gate.feedback import Feedback
 from gate.settings import GateSettings
@@ -78,7 +78,7 @@ class Pipeline:
         for _ in range(3):
             try:
                 ticket = verify_code(text, self.store.keys, ctx.now, self.settings.clock_tolerance)
-            except CodeRejected as exc:
+            except CodeRejectedError as exc:
                 if exc.reason in _KEY_REASONS and await self.store.refresh(force=False):
                     continue  # another process loaded keys since: judge with the new ones
                 return await self._record(rejected(exc, self.store.events, ctx))
@@ -151,23 +151,23 @@ class Pipeline:
     def _journal_entry(self, d: Decision) -> JournalEntry:
         reason = d.reason.value if d.reason else None
         return JournalEntry(
-            d.direction,
-            d.outcome,
-            reason,
-            d.scanned_at,
-            d.via,
-            self.settings.gate_name,
-            d.event_id,
-            d.ticket_id,
+            direction=d.direction,
+            outcome=d.outcome,
+            reason=reason,
+            scanned_at=d.scanned_at,
+            via=d.via,
+            gate=self.settings.gate_name,
+            event_id=d.event_id,
+            ticket_id=d.ticket_id,
         )
 
     def _not_recorded(self, ticket_id: int | None, event_id: int | None, via: str) -> Decision:
         return Decision(
-            "deny",
-            RejectReason.not_recorded,
-            NOT_RECORDED,
-            ticket_id,
-            event_id,
+            outcome="deny",
+            reason=RejectReason.not_recorded,
+            message=NOT_RECORDED,
+            ticket_id=ticket_id,
+            event_id=event_id,
             direction=self._direction,
             via=via,
             scanned_at=self._clock(),

@@ -108,7 +108,7 @@ class Display:
 
             self.api.debouncer = app.debouncer
             if self.backend is None:
-                self.backend = PipelineBackend(app.pipeline)
+                self.backend = PipelineBackend.for_app(app)
         # No access log: the preview alone is 4 requests a second. Refusals are logged (guard).
         self._runner = web.AppRunner(self.create_app(), shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from gate.scan.reader import DeviceGone
+from gate.scan.reader import DeviceGoneError
 from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class DeviceSource(ABC, Generic[H]):
                         yield text
                     if not is_device(self.path):
                         return  # a replay ended
-                except DeviceGone:
+                except DeviceGoneError:
                     pass
                 finally:
                     self.close(handle)
@@ -104,7 +104,7 @@ class DeviceSource(ABC, Generic[H]):
 
     @abstractmethod
     def read(self, handle: H) -> AsyncIterator[str]:
-        """Texts until end of input; raises DeviceGone when the device disappears."""
+        """Texts until end of input; raises DeviceGoneError when the device disappears."""
 
     @abstractmethod
     def close(self, handle: H) -> None:

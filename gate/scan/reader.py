@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator
 CHUNK = 65536
 
 
-class DeviceGone(OSError):
+class DeviceGoneError(OSError):
     """The device behind the descriptor went away (unplugged scanner, closed pty)."""
 
 
 async def read_chunks(fd: int, size: int = CHUNK) -> AsyncIterator[bytes]:
     """Chunks of bytes from ``fd`` as they arrive; ends at end of input.
 
-    Raises ``DeviceGone`` when the device disappears (EIO, ENODEV), so a source can reopen it.
+    Raises ``DeviceGoneError`` when the device disappears (EIO, ENODEV), so a source can reopen it.
     """
     loop = asyncio.get_running_loop()
     watchable = True
@@ -68,5 +68,5 @@ def _read(fd: int, size: int) -> bytes | None:
         return None
     except OSError as exc:
         if exc.errno in (errno.EIO, errno.ENODEV, errno.ENXIO):
-            raise DeviceGone(exc.errno, f"device went away: {exc.strerror}") from exc
+            raise DeviceGoneError(exc.errno, f"device went away: {exc.strerror}") from exc
         raise

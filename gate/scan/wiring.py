@@ -13,8 +13,8 @@ from gate.camera.settings import CameraSettings
 from gate.feedback.display import Display, KioskInput
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.hooks import CommandHooks, HookSettings
+from gate.scan.camera_input import CameraSource
 from gate.scan.settings import ScanSettings
-from gate.scan.source import CameraSource
 from shared.errors import ConfigError
 
 SOURCE_HELP = (

@@ -70,7 +70,7 @@ class LocalState:
     state: EntryState | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JournalEntry:
     """One scan to record. ``gate`` names this gate in the entry state."""
 

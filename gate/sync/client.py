@@ -3,11 +3,11 @@
 Every lower-layer error is translated here, at the boundary, into one small hierarchy::
 
     SyncError                 anything that kept a sync call from succeeding
-    ├── Offline               syncd not reachable or not serving: connection refused or reset,
+    ├── OfflineError          syncd not reachable or not serving: connection refused or reset,
     │   │                     DNS, timeouts, a cut-off response, 5xx, 429. Retry with backoff.
-    │   └── Unreachable       no answer at all (transport error, timeout): the worker probes
+    │   └── UnreachableError  no answer at all (transport error, timeout): the worker probes
     │                         GET /healthz cheaply until it answers, then retries at once.
-    ├── AuthRejected          401/403: the credential is revoked (or the enrolment code is
+    ├── AuthRejectedError     401/403: the credential is revoked (or the enrolment code is
     │                         wrong). Retrying cannot help: stop and show it.
     └── ProtocolError         syncd answered something this gate cannot use: another 4xx, a
                               body that does not match the protocol, a 409 journal clash.
@@ -49,15 +49,15 @@ class SyncError(Exception):
     """A sync call did not succeed (see the module docstring for the hierarchy)."""
 
 
-class Offline(SyncError):
+class OfflineError(SyncError):
     """syncd is not reachable or not serving right now; retry later."""
 
 
-class Unreachable(Offline):
+class UnreachableError(OfflineError):
     """No answer came at all (the link or syncd is down), as opposed to an answer that failed."""
 
 
-class AuthRejected(SyncError):
+class AuthRejectedError(SyncError):
     """syncd refused the credential (or enrolment code): 401 or 403."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -180,11 +180,11 @@ class SyncClient:
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise Unreachable(f"syncd did not answer in time ({type(exc).__name__})") from exc
+            raise UnreachableError(f"syncd did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise Unreachable(f"syncd unreachable: {type(exc).__name__}: {exc}") from exc
+            raise UnreachableError(f"syncd unreachable: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:
-            raise Unreachable(f"sync I/O failed: {type(exc).__name__}: {exc}") from exc
+            raise UnreachableError(f"sync I/O failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _status_error(response: httpx.Response) -> SyncError:
@@ -192,7 +192,9 @@ def _status_error(response: httpx.Response) -> SyncError:
     where = f"{response.request.method} {response.request.url.path}"
     detail = response.text[:300].strip()
     if status in (401, 403):
-        return AuthRejected(status, f"{where}: syncd refused the credential ({status}) {detail}")
+        return AuthRejectedError(
+            status, f"{where}: syncd refused the credential ({status}) {detail}"
+        )
     if status >= 500 or status in _RETRYABLE:
-        return Offline(f"{where}: syncd answered {status} {detail}")
+        return OfflineError(f"{where}: syncd answered {status} {detail}")
     return ProtocolError(f"{where}: syncd answered {status} {detail}", status)

@@ -5,17 +5,17 @@ Scanning never waits for the network: the pipeline only commits to the journal a
 in seq order in batches and marks synced exactly what syncd acknowledged (never more than it
 sent). The pull loop long-polls the change feed while online, applies each page in one
 transaction, and loads a snapshot (then the presence) when syncd asks for one or the gate has
-never had one. Both retry ``Offline``, ``ProtocolError`` and busy-database errors forever with
+never had one. Both retry ``OfflineError``, ``ProtocolError`` and busy-database errors forever with
 exponential backoff and full jitter, capped (tenacity ``wait_random_exponential``).
 
 The long backoff is for calls that got an answer and failed (5xx, 429, a protocol error). When
-no answer came at all (``Unreachable``: the link or syncd is down), the wait is spent probing
+no answer came at all (``UnreachableError``: the link or syncd is down), the wait is spent probing
 instead: a cheap ``GET /healthz`` every ``probe_interval`` seconds (jittered, so gates coming
 back together do not probe in step), and the retry follows as soon as one answers. A gate
 rejoining after an outage thus pushes within one probe interval, not after up to
 ``backoff_max`` seconds of jitter. The backoff stays the upper bound of each wait.
 
-A refused credential (``AuthRejected``) stops the worker with state ``revoked``: scanning goes
+A refused credential (``AuthRejectedError``) stops the worker with state ``revoked``: scanning goes
 on offline, status and display say "gate credential revoked", nothing crash-loops.
 """
 
@@ -51,12 +51,12 @@ from gate.store.syncstate import (
     unsynced_batch,
 )
 from gate.sync.client import (
-    AuthRejected,
-    Offline,
+    AuthRejectedError,
+    OfflineError,
     ProtocolError,
     SyncClient,
     SyncError,
-    Unreachable,
+    UnreachableError,
 )
 from shared.errors import BundleError
 from shared.protocol import CheckinIn, PushRequest
@@ -65,7 +65,7 @@ from shared.tasks import stop
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 REVOKED = "gate credential revoked"
-RETRYABLE = (Offline, ProtocolError, ChangeError, BundleError, sqlite3.OperationalError)
+RETRYABLE = (OfflineError, ProtocolError, ChangeError, BundleError, sqlite3.OperationalError)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -172,7 +172,7 @@ class SyncWorker:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
-        except AuthRejected as exc:
+        except AuthRejectedError as exc:
             await self._revoked(exc)
         except Exception as exc:
             log.exception("sync worker stopped on an unexpected error")
@@ -269,7 +269,8 @@ class SyncWorker:
 
     # -- retries and state --------------------------------------------------------------------
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()`` until it succeeds; backoff with full jitter, capped; AuthRejected escapes.
+        """``call()`` until it succeeds; backoff with full jitter, capped; AuthRejectedError
+        escapes.
 
         A wait after a failure that got no answer at all is spent probing (module docstring).
         """
@@ -278,7 +279,7 @@ class SyncWorker:
         async def failed(retry_state: RetryCallState) -> None:
             nonlocal unanswered
             exc = retry_state.outcome.exception() if retry_state.outcome else None
-            unanswered = isinstance(exc, Unreachable)
+            unanswered = isinstance(exc, UnreachableError)
             await self._failed(exc)
 
         async def wait(seconds: float) -> None:
@@ -314,7 +315,7 @@ class SyncWorker:
     async def _failed(self, exc: BaseException | None) -> None:
         message = str(exc) if exc else "unknown error"
         was = self.status.state
-        self.status.state = "offline" if isinstance(exc, Offline) else "error"
+        self.status.state = "offline" if isinstance(exc, OfflineError) else "error"
         self.status.last_error = message
         self.status.retries += 1
         if was != self.status.state:
@@ -328,7 +329,7 @@ class SyncWorker:
         for name, value in fields.items():
             setattr(self.status, name, value)
 
-    async def _revoked(self, exc: AuthRejected) -> None:
+    async def _revoked(self, exc: AuthRejectedError) -> None:
         log.error("%s: syncd answered %d; sync stopped, scanning goes on", REVOKED, exc.status)
         self.status.state, self.status.last_error = "revoked", REVOKED
         with contextlib.suppress(sqlite3.Error):

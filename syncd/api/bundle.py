@@ -22,8 +22,8 @@ from shared.bundle import BundleEvent, BundleHeader, BundleKey, BundleTicket, wr
 from shared.ticket import public_key_to_b64
 from syncd import signing
 from syncd.api.common import load_event, pool, vault
-from syncd.http import query_flag
-from syncd.routing import Param, op
+from syncd.web.operations import Param, op
+from syncd.web.params import query_flag
 
 _BATCH = 5000
 

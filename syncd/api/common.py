@@ -7,11 +7,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from syncd.app import VAULT
-from syncd.auth import principal_of
-from syncd.db import POOL
-from syncd.http import UINT32, not_found, path_int
+from syncd.keys import POOL, VAULT
 from syncd.vault import KeyVault
+from syncd.web.auth import principal_of
+from syncd.web.errors import not_found
+from syncd.web.params import UINT32, path_int
 
 EVENT_COLUMNS = (
     "event_id, name, venue, starts_at, ends_at, timezone, zones, reentry, created_at, updated_at"

@@ -15,9 +15,10 @@ from shared.protocol import MAX_GATE_TIME
 from shared.ticket import public_key_to_b64
 from syncd import signing
 from syncd.api.common import EVENT_COLUMNS, event_json, load_event, pool, vault
-from syncd.auth import principal_of
-from syncd.http import ApiError, json_response, read_model
-from syncd.routing import op
+from syncd.web.auth import principal_of
+from syncd.web.errors import ApiError
+from syncd.web.operations import op
+from syncd.web.params import json_response, read_model
 
 Name = Field(min_length=1, max_length=200)
 ZONES = sorted(available_timezones())  # the IANA names tzdata has; the schema lists them

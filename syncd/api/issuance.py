@@ -25,8 +25,9 @@ from shared.ticket import sign_ticket
 from syncd import signing
 from syncd.api.common import load_event, pool, vault
 from syncd.api.tickets import load_ticket
-from syncd.http import UINT64, ApiError, query_int, query_text
-from syncd.routing import Param, op
+from syncd.web.errors import ApiError
+from syncd.web.operations import Param, op
+from syncd.web.params import UINT64, query_int, query_text
 
 EXPORT_COLUMNS = (
     "ticket_id",

@@ -17,16 +17,16 @@ from aiohttp import web
 
 from syncd import signing
 from syncd.api.common import load_event, pool
-from syncd.app import SETTINGS
-from syncd.auth import principal_of
-from syncd.http import ApiError, json_response, query_flag
+from syncd.keys import METRICS, SETTINGS, UPLOADS
 from syncd.lists import parse, push, spool, worker
 from syncd.lists.apply import Phases, PushResult
 from syncd.lists.rows import RowChecker
-from syncd.logs import request_id
-from syncd.middleware import METRICS
-from syncd.routing import Param, op
 from syncd.settings import SyncdSettings
+from syncd.web.auth import principal_of
+from syncd.web.errors import ApiError
+from syncd.web.logs import request_id
+from syncd.web.operations import Param, op
+from syncd.web.params import json_response, query_flag
 
 log = logging.getLogger("syncd.lists")
 FLAG = {"type": "string", "enum": ["0", "1", "true", "false"]}
@@ -52,7 +52,7 @@ class _Rollback(Exception):
 async def push_list(request: web.Request) -> web.StreamResponse:
     try:
         return await _push_list(request)
-    except spool.Refusal as exc:
+    except spool.UploadRefusedError as exc:
         return _refusal(exc)
 
 
@@ -65,7 +65,7 @@ async def _push_list(request: web.Request) -> web.Response:
     event = await load_event(pool(request), request)
     checker = RowChecker(event["zones"], event["timezone"], settings.max_list_errors)
     with (
-        request.app[spool.UPLOADS].hold(principal_of(request).org_id),
+        request.app[UPLOADS].hold(principal_of(request).org_id),
         tempfile.TemporaryDirectory(prefix="syncd-list-", dir=settings.list_spool_dir) as tmp,
     ):
         body, copy_file = Path(tmp, "body"), Path(tmp, "copy.csv")
@@ -121,7 +121,7 @@ async def _apply(
     except _Rollback:
         pass
     except asyncpg.QueryCanceledError:
-        raise spool.Refusal(
+        raise spool.UploadRefusedError(
             503,
             "list_apply_timeout",
             "applying the list took longer than SYNCD_LIST_STATEMENT_TIMEOUT allows;"
@@ -147,7 +147,7 @@ def _raise_problems(checker: RowChecker) -> None:
         )
 
 
-def _refusal(exc: spool.Refusal) -> web.Response:
+def _refusal(exc: spool.UploadRefusedError) -> web.Response:
     """The error body every failure has (``middleware.errors``), plus the refusal's headers."""
     rid = request_id.get()
     response = web.json_response(

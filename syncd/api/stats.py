@@ -19,8 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from syncd.api.common import load_event, pool
-from syncd.http import json_response, query_int
-from syncd.routing import Param, op
+from syncd.web.operations import Param, op
+from syncd.web.params import json_response, query_int
 
 _LATEST = """latest AS MATERIALIZED (
     SELECT DISTINCT ON (ticket_id) ticket_id, gate_id, direction FROM checkins

@@ -7,10 +7,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from syncd import feed, signing
+from syncd import signing
 from syncd.api.common import load_event, pool
-from syncd.http import UINT64, ApiError, json_response, not_found, path_int, query_int, query_text
-from syncd.routing import Param, op
+from syncd.feed import append as feed
+from syncd.web.errors import ApiError, not_found
+from syncd.web.operations import Handler, Param, op
+from syncd.web.params import UINT64, json_response, path_int, query_int, query_text
 
 TICKET_COLUMNS = (
     "ticket_id, event_id, external_ref, nonce, kid, zone, valid_from, valid_until, category,"
@@ -118,12 +120,12 @@ async def _act(request: web.Request, action: str) -> web.Response:
     return json_response(ticket_json(row))
 
 
-def _action_op(action: str, summary: str) -> None:
+def _action_op(action: str, summary: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         return await _act(request, action)
 
     handler.__name__ = f"{action}_ticket"
-    op(
+    return op(
         "POST",
         f"/api/v1/events/{{event_id}}/tickets/{{ticket_id}}/{action}",
         summary,
@@ -132,10 +134,10 @@ def _action_op(action: str, summary: str) -> None:
     )(handler)
 
 
-_action_op("revoke", "Revoke a ticket (permanent unless reissued).")
-_action_op("block", "Block a ticket temporarily (e.g. reported lost).")
-_action_op("unblock", "Unblock a blocked ticket; its QR works again.")
-_action_op(
+revoke_ticket = _action_op("revoke", "Revoke a ticket (permanent unless reissued).")
+block_ticket = _action_op("block", "Block a ticket temporarily (e.g. reported lost).")
+unblock_ticket = _action_op("unblock", "Unblock a blocked ticket; its QR works again.")
+reissue_ticket = _action_op(
     "reissue",
     "Reissue: new nonce (old QR stops working), signed by the current key; "
     "a revoked or blocked ticket keeps its status.",

@@ -13,10 +13,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from syncd.api.common import pool
-from syncd.auth import principal_of
-from syncd.http import UINT64, json_response, not_found, path_int, read_model
-from syncd.routing import op
 from syncd.vault import hash_token, new_token
+from syncd.web.auth import principal_of
+from syncd.web.errors import not_found
+from syncd.web.operations import op
+from syncd.web.params import UINT64, json_response, path_int, read_model
 
 log = logging.getLogger("syncd.tokens")
 

@@ -11,7 +11,7 @@ import io
 from typing import Protocol, TextIO
 
 
-class TooLong(Exception):
+class LineTooLongError(Exception):
     """The record being read passed ``Limits.record_chars``."""
 
 
@@ -23,7 +23,7 @@ class Lines:
     """Physical lines for ``csv.reader``, refusing a record longer than ``limit`` characters.
 
     ``start`` is called after each record, so ``record`` holds the lines of the record being
-    read (bounded): enough to tell, on ``TooLong``, in which column the record ran away."""
+    read (bounded): enough to tell, on ``LineTooLongError``, in which column the record ran away."""
 
     def __init__(self, src: LineSource, limit: int) -> None:
         self._read = src.readline
@@ -42,7 +42,7 @@ class Lines:
         self.record.append(line)
         self.size += len(line)
         if self.size > self._limit:
-            raise TooLong
+            raise LineTooLongError
         if "\x00" in line:
             self.nul = True
         return line

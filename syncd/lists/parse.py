@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from syncd.lists.copytext import Columns, encode, from_records
-from syncd.lists.lines import Lines, Prefixed, TooLong, plain
+from syncd.lists.lines import Lines, LineTooLongError, Prefixed, plain
 from syncd.lists.refs import Duplicates
 from syncd.lists.rows import COLUMNS, Problem, Record, RowChecker, canonical_column
 
@@ -126,7 +126,7 @@ class CsvRows(_Reader):
     def _read_header(self, lines: Lines) -> bool:
         try:
             names = next(csv.reader(lines), None)
-        except TooLong:
+        except LineTooLongError:
             self._too_long(0, self._column(lines.open_column()))
             return False
         if names is None:
@@ -183,7 +183,7 @@ class CsvRows(_Reader):
                     record = self._check(self._next_row(), fields, nul)
                     if record is not None:
                         yield record
-        except TooLong:
+        except LineTooLongError:
             self._too_long(self.rows + 1, self._column(lines.open_column()))
 
     def _check(self, row: int, fields: list[str], nul: bool) -> Record | None:

@@ -20,12 +20,12 @@ from typing import Any, BinaryIO
 import aiohttp
 from aiohttp import web
 
-from syncd.http import ApiError
+from syncd.web.errors import ApiError
 
 RETRY_AFTER_SECONDS = 5
 
 
-class Refusal(ApiError):
+class UploadRefusedError(ApiError):
     """An ``ApiError`` answered with extra headers, optionally closing the connection (the
     rest of an unread body is not worth reading)."""
 
@@ -43,8 +43,8 @@ class Refusal(ApiError):
         self.close = close
 
 
-def too_large(limit: int) -> Refusal:
-    return Refusal(413, "too_large", f"list is larger than {limit} bytes", close=True)
+def too_large(limit: int) -> UploadRefusedError:
+    return UploadRefusedError(413, "too_large", f"list is larger than {limit} bytes", close=True)
 
 
 def refuse_announced_size(request: web.Request, limit: int) -> None:
@@ -69,7 +69,7 @@ class UploadSlots:
     @contextlib.contextmanager
     def hold(self, org_id: int) -> Iterator[None]:
         if self.busy(org_id) >= self.per_org:
-            raise Refusal(
+            raise UploadRefusedError(
                 429,
                 "too_many_uploads",
                 f"{self.per_org} list upload(s) of this organisation are already in progress",
@@ -84,9 +84,6 @@ class UploadSlots:
                 del self._busy[org_id]
 
 
-UPLOADS = web.AppKey("list_uploads", UploadSlots)
-
-
 async def receive(request: web.Request, path: Path, limit: int, seconds: float) -> int:
     """Copy the body into a new file ``path`` within ``seconds``; returns its size in bytes."""
     dest = await asyncio.to_thread(path.open, "wb")
@@ -94,14 +91,14 @@ async def receive(request: web.Request, path: Path, limit: int, seconds: float) 
         async with asyncio.timeout(seconds):
             return await _copy(request.content, dest, limit)
     except TimeoutError:
-        raise Refusal(
+        raise UploadRefusedError(
             408,
             "upload_timeout",
             f"the list did not arrive within {seconds:g} s; nothing was changed",
             close=True,
         ) from None
     except (aiohttp.ClientPayloadError, ConnectionError):
-        raise Refusal(400, "upload_broken", "the upload broke off", close=True) from None
+        raise UploadRefusedError(400, "upload_broken", "the upload broke off", close=True) from None
     finally:
         dest.close()
 
@@ -119,7 +116,7 @@ async def _copy(content: aiohttp.StreamReader, dest: BinaryIO, limit: int) -> in
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         near = size - len(exc.object) + exc.start
-        raise Refusal(
+        raise UploadRefusedError(
             400, "bad_encoding", f"list is not UTF-8 text near byte {near}", close=True
         ) from None
     return size
@@ -129,7 +126,7 @@ def _write(dest: BinaryIO, chunk: bytes) -> None:
     try:
         dest.write(chunk)
     except OSError:
-        raise Refusal(
+        raise UploadRefusedError(
             503,
             "spool_unavailable",
             "syncd cannot store the upload right now",

@@ -18,9 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from syncd.http import ApiError
 from syncd.lists.parse import Limits, Task, run_task
 from syncd.lists.rows import RowChecker
+from syncd.web.errors import ApiError
 
 WORKERS = 2
 """Lists parsed at once per replica; more wait for a free worker."""

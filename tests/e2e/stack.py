@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.support.netproxy import TcpProxy, _free_port
+from tessera_dev.netproxy import TcpProxy, _free_port
 
 T = TypeVar("T")
 MASTER_KEY = "e2e-master-key-0123456789-abcdefghijklmnop"

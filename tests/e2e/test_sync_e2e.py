@@ -20,9 +20,9 @@ import asyncpg
 import httpx
 import pytest
 
+from tessera_dev.netproxy import TcpProxy, _free_port
 from tests.conftest import AMQP_URL, Rabbit
 from tests.e2e.stack import MASTER_KEY, Gate, Syncd, eventually, proxy, syncd_command
-from tests.support.netproxy import TcpProxy, _free_port
 
 
 @dataclass

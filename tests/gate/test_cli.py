@@ -17,7 +17,7 @@ from gate.checkin.messages import day_time
 from gate.settings import GateSettings
 from shared.bundle import BundleTicket
 from shared.ticket import generate_private_key, public_key_to_b64
-from tests.gate.kit import KEY, code, write_bundle_file
+from tessera_dev.sample_event import KEY, code, write_bundle_file
 
 COMMANDS = ["run", "import-list", "trust", "status", "lookup", "admit"]
 

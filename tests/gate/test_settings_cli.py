@@ -22,7 +22,7 @@ from gate.settings import (
     known_variables,
     load_settings,
 )
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
 from tests.gate.scan.rungate import prepared
 
 BAD = [

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from gate.scan.evdev_source import pack_events
-from gate.scan.synth import CONDITIONS, script, write_video
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
+from tessera_dev.synth import CONDITIONS, script, write_video
 from tests.gate.scan.rungate import RunningGate, journal, prepared
 from tests.gate.scan.test_keymap import typed
 

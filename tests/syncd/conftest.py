@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.api.tokens import insert_token
 from syncd.app import create_app
-from syncd.db import migrate
+from syncd.migrate import migrate
 from syncd.settings import SyncdSettings
 from tests.conftest import AMQP_URL, Rabbit
 

@@ -14,7 +14,7 @@ from typing import IO
 
 from tests.conftest import AMQP_URL, Rabbit
 from tests.syncd.conftest import MASTER_KEY, relay_exchange
-from tests.syncd.test_serve import _free_port, _wait_healthy
+from tests.syncd.web.test_serve import _free_port, _wait_healthy
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 
 from gate.camera import CameraSettings, CameraState, Capture, Frame, FrameSlot, classify
 from gate.camera.capture import crop
-from gate.scan.synth import write_video
+from tessera_dev.synth import write_video
 from tests.gate.camera.mjpeg_server import MjpegServer
 
 

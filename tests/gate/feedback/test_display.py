@@ -9,7 +9,7 @@ import numpy as np
 from playwright.async_api import Browser, expect
 
 from gate.camera import CameraSettings, Capture
-from gate.scan.synth import write_video
+from tessera_dev.synth import write_video
 from tests.gate.feedback.conftest import (
     GREEN,
     RED,

@@ -16,8 +16,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from gate.camera import CameraSettings, Capture
-from gate.scan.synth import write_video
 from shared.bundle import BundleTicket
+from tessera_dev.synth import write_video
 from tests.gate.feedback.conftest import RED, close_kiosk, dominant, open_kiosk, unlock
 
 LONG_NAME = "Maximiliane Alexandra von Hohenzollern-Sigmaringen"

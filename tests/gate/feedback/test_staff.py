@@ -21,7 +21,7 @@ from gate.feedback.staff import (
     StaffSessions,
     hash_pin,
 )
-from tests.gate.kit import Clock
+from tessera_dev.sample_event import Clock
 
 
 def test_a_pin_hash_verifies_only_its_pin_and_round_trips() -> None:

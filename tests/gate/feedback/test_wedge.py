@@ -26,7 +26,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from gate.feedback.display_api import MAX_SCAN_CHARS
-from tests.gate.kit import code, loaded_store
+from tessera_dev.sample_event import code, loaded_store
 
 ROOT = Path(__file__).resolve().parents[3]
 GATE_UNIT = ROOT / "deploy" / "gate" / "tessera-gate.service"

@@ -26,8 +26,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from gate.feedback.staff import hash_pin
+from tessera_dev.sample_event import code
 from tests.gate.feedback.test_wedge import GATE_UNIT, data_dir, free_port, scan, wait_for_page
-from tests.gate.kit import code
 
 __all__ = ["data_dir"]  # the fixture, used by name
 ROOT = GATE_UNIT.parents[2]

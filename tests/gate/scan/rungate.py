@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gate.store.db import Store
-from tests.gate.kit import loaded_store
+from tessera_dev.sample_event import loaded_store
 
 
 def prepared(tmp_path: Path) -> Path:

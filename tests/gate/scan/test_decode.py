@@ -8,8 +8,8 @@ import pytest
 
 from gate.scan.decode import decode_frame, make_decoder
 from gate.scan.settings import ScanSettings
-from gate.scan.synth import CONDITIONS, background, qr_image, render_frame
 from shared.ticket import generate_private_key, sign_ticket
+from tessera_dev.synth import CONDITIONS, background, qr_image, render_frame
 
 DECODERS = ["zxing", "zbar"]
 KEY = generate_private_key()

@@ -21,7 +21,7 @@ from gate.scan.keymap import (
     KeyDecoder,
     decode_keys,
 )
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
 
 Events = list[tuple[int, int]]
 CONTROL_KEYS = {"\n": KEY_ENTER, " ": KEY_SPACE, "\t": KEY_TAB}

@@ -21,7 +21,7 @@ from gate.scan.evdev_source import pack_events
 from gate.scan.keymap import KEY_ENTER, PRESS, RELEASE
 from gate.scan.serial_source import SerialSettings
 from shared.errors import ConfigError
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
 from tests.gate.scan.rungate import RunningGate, journal, prepared
 from tests.gate.scan.test_keymap import typed
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gate.scan.lines import MAX_LINE, OVERLONG, LineFramer, frame_lines
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
 
 VALID = code(1, 11)
 

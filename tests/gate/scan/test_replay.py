@@ -11,8 +11,8 @@ from pathlib import Path
 from gate.app import GateApp
 from gate.camera import CameraSettings
 from gate.checkin.decision import Decision
-from gate.scan.source import CameraSource
-from gate.scan.synth import CONDITIONS, script, write_video
+from gate.scan.camera_input import CameraSource
+from tessera_dev.synth import CONDITIONS, script, write_video
 from tests.gate.feedback.realgate import RealGate, make_gate, tickets
 
 CLEAN = CONDITIONS[0]

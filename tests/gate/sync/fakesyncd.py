@@ -27,7 +27,7 @@ from shared.protocol import (
     PushRequest,
     PushResponse,
 )
-from tests.gate.kit import EVENT, KEY, TICKETS, bundle_key
+from tessera_dev.sample_event import EVENT, KEY, TICKETS, bundle_key
 
 CREDENTIAL = "tsg_secret-credential-value"
 NOW = 1_781_366_400.0

@@ -14,7 +14,7 @@ from gate.settings import GateSettings
 from gate.store.db import Store
 from gate.sync.client import SyncClient
 from gate.sync.worker import SyncWorker, WorkerConfig
-from tests.gate.kit import Clock
+from tessera_dev.sample_event import Clock
 from tests.gate.sync.fakesyncd import CREDENTIAL, FakeSyncd
 
 SERVER = "http://syncd.test"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.gate.kit import code
+from tessera_dev.sample_event import code
 from tests.gate.sync.fakesyncd import CREDENTIAL, FakeSyncd
 from tests.gate.sync.realserver import serving
 from tests.gate.test_cli import gate

@@ -11,13 +11,13 @@ import pytest
 
 from gate import commands
 from gate.store.syncstate import ChangeError, apply_changes, read_sync_state
-from gate.sync.client import AuthRejected
+from gate.sync.client import AuthRejectedError as AuthRejected
 from gate.sync.status import sync_summary
 from gate.sync.worker import REVOKED
 from shared.bundle import BundleTicket
 from shared.errors import RejectReason
 from shared.protocol import Change, ChangesPage, CheckinChange, KeyInfo, TicketChange
-from tests.gate.kit import KEY, SAT_18, bundle_key, code
+from tessera_dev.sample_event import KEY, SAT_18, bundle_key, code
 from tests.gate.sync.fakesyncd import CREDENTIAL, FakeSyncd
 from tests.gate.sync.kit import SERVER, Gate, enrolled_gate, settings_for
 

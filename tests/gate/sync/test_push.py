@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from gate.store.syncstate import read_sync_state, unsynced_batch
-from gate.sync.client import Offline, ProtocolError
-from tests.gate.kit import code
+from gate.sync.client import OfflineError as Offline
+from gate.sync.client import ProtocolError
+from tessera_dev.sample_event import code
 from tests.gate.sync.fakesyncd import FakeSyncd
 from tests.gate.sync.kit import Gate, enrolled_gate, until
 

@@ -1,0 +1,208 @@
+"""The gate endpoints of shared/protocol.py: enrol, push, change feed (long-poll), snapshot,
+presence. All but enrolment take a ``tsg_`` gate credential and act on that gate's event only.
+
+A database that is unreachable answers 503 with Retry-After (the gate retries with backoff),
+never a 500: ``middleware.errors`` maps it, as for every endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from contextlib import suppress
+
+from aiohttp import web
+
+from shared.protocol import (
+    CHANGES_PATH,
+    ENROLL_PATH,
+    GATE_CREDENTIAL_PREFIX,
+    MAX_WAIT_SECONDS,
+    PRESENCE_PATH,
+    PUSH_PATH,
+    SNAPSHOT_PATH,
+    EnrollRequest,
+    EnrollResponse,
+    PushRequest,
+    PushResponse,
+)
+from syncd.api import bundle
+from syncd.api.common import EVENT_COLUMNS, pool
+from syncd.api.gate_admin import hash_code
+from syncd.checkins.pusher import (
+    JournalBusyError,
+    JournalClashError,
+    PushFailedError,
+    PushRefusedError,
+)
+from syncd.feed import read as feed
+from syncd.keys import FEED_READS, NOTIFIER, PUSHER, SETTINGS
+from syncd.vault import hash_token
+from syncd.web.auth import Principal, principal_of
+from syncd.web.errors import ApiError
+from syncd.web.operations import Param, op
+from syncd.web.params import json_response, read_model
+
+log = logging.getLogger("syncd.gatesync")
+GATE = frozenset({"gate"})
+
+
+def _gate(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    assert principal.kind == "gate" and principal.event_id is not None
+    return principal
+
+
+_ENROLL = """UPDATE gates SET code_hash = NULL, code_expires_at = NULL, credential_hash = $2,
+    device = $3, enrolled_at = now()
+WHERE code_hash = $1 AND code_expires_at > now() AND revoked_at IS NULL
+RETURNING gate_id, name, event_id"""
+
+
+@op(
+    "POST",
+    ENROLL_PATH,
+    "Trade a one-time enrolment code for the gate's credential and keys.",
+    role=None,
+    body=EnrollRequest,
+    tag="gate",
+)
+async def enroll(request: web.Request) -> web.Response:
+    body = await read_model(request, EnrollRequest)
+    credential = GATE_CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+    async with pool(request).acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            _ENROLL, hash_code(body.code), hash_token(credential), body.device
+        )
+        if row is None:
+            raise ApiError(401, "bad_code", "enrolment code unknown, used or expired")
+        keys = await conn.fetch(
+            "SELECT kid, public_key, status FROM signing_keys WHERE event_id = $1"
+            " ORDER BY created_at, kid",
+            row["event_id"],
+        )
+    log.info("gate enrolled", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
+    answer = EnrollResponse(
+        gate_id=row["gate_id"],
+        gate_name=row["name"],
+        event_id=row["event_id"],
+        credential=credential,
+        server_time=time.time(),
+        keys=[feed.key_info(k["kid"], k["public_key"], k["status"]) for k in keys],
+    )
+    return json_response(answer.model_dump(mode="json"))
+
+
+def _clock_warning(request: web.Request, gate: Principal, skew: float) -> str | None:
+    """The warning for a gate whose clock is off by more than the limit. ``sent_at`` is bounded
+    (``shared.protocol.MAX_GATE_TIME``), so the skew printed has at most 11 digits."""
+    limit = request.app[SETTINGS].clock_warn_seconds
+    if abs(skew) <= limit:
+        return None
+    log.warning("gate clock off", extra={"gate_id": gate.subject_id, "skew": round(skew, 1)})
+    return f"gate clock is {skew:+.1f} s off syncd's clock (limit {limit:g} s): set its time"
+
+
+@op(
+    "POST",
+    PUSH_PATH,
+    "Store a batch of the gate's check-ins (idempotent on gate + seq).",
+    principals=GATE,
+    body=PushRequest,
+    tag="gate",
+)
+async def push(request: web.Request) -> web.Response:
+    now = time.time()
+    body = await read_model(request, PushRequest)
+    gate = _gate(request)
+    skew = now - body.sent_at
+    try:
+        stored = await request.app[PUSHER].store(pool(request), gate.subject_id, body, skew)
+    except JournalClashError as exc:
+        raise ApiError(409, "journal_clash", str(exc), seq=exc.seq) from None
+    except JournalBusyError:
+        raise ApiError(503, "busy", "check-ins of the same tickets collided, retry") from None
+    except PushRefusedError as exc:
+        raise ApiError(422, "push_refused", str(exc)) from None
+    except PushFailedError as exc:
+        raise ApiError(503, "push_failed", str(exc)) from None
+    answer = PushResponse(
+        acked_seq=stored.acked_seq,
+        stored=stored.stored,
+        server_time=now,
+        skew=skew,
+        clock_warning=_clock_warning(request, gate, skew),
+        committed_at=stored.committed_at,
+    )
+    return json_response(answer.model_dump(mode="json"))
+
+
+def _wait(request: web.Request) -> float:
+    try:
+        wait = float(request.query.get("wait", "0"))
+    except ValueError:
+        raise ApiError(400, "bad_query", "wait must be a number of seconds") from None
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise ApiError(400, "bad_query", f"wait must be between 0 and {MAX_WAIT_SECONDS}")
+    return wait
+
+
+@op(
+    "GET",
+    CHANGES_PATH,
+    "Changes after the cursor; long-polls up to `wait` seconds.",
+    principals=GATE,
+    tag="gate",
+    query=(
+        Param("cursor", {"type": "string"}, "opaque; empty = from the start"),
+        Param(
+            "wait",
+            {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+            "seconds to hold the request while nothing changed",
+        ),
+    ),
+)
+async def changes_page(request: web.Request) -> web.Response:
+    gate = _gate(request)
+    settings = request.app[SETTINGS]
+    reader = feed.Reader(
+        gate.event_id or 0, gate.subject_id, settings.feed_page, settings.feed_max_behind
+    )
+    cursor, deadline = request.query.get("cursor", ""), time.monotonic() + _wait(request)
+    while True:
+        flag = request.app[NOTIFIER].feed_event(reader.event_id)
+        page = await request.app[FEED_READS].page(pool(request), reader, cursor, flag)
+        left = deadline - time.monotonic()
+        if page.changes or page.snapshot_required or page.cursor != cursor or left <= 0:
+            return web.Response(body=page.json(), content_type="application/json")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(flag.wait(), min(left, 5.0))
+
+
+@op(
+    "GET",
+    PRESENCE_PATH,
+    "Who is inside now (latest admission per ticket is an entry).",
+    principals=GATE,
+    tag="gate",
+)
+async def presence(request: web.Request) -> web.Response:
+    page = await feed.presence(pool(request), _gate(request).event_id or 0)
+    return json_response(page.model_dump(mode="json"))
+
+
+@op(
+    "GET",
+    SNAPSHOT_PATH,
+    "The event's signed list bundle; header.cursor is the feed position.",
+    principals=GATE,
+    tag="gate",
+    produces="application/octet-stream",
+)
+async def snapshot(request: web.Request) -> web.StreamResponse:
+    event = await pool(request).fetchrow(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", _gate(request).event_id
+    )
+    return await bundle.stream_bundle(request, event, names=True)

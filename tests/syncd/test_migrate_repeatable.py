@@ -1,0 +1,92 @@
+"""Repeatable scripts (``syncd/checkins/store_push.sql``) beside append-only migrations: a
+database migrated by the code before the scripts existed migrates cleanly with this code."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from click.testing import CliRunner
+
+from syncd.__main__ import cli as syncd_cli
+from syncd.migrate import (
+    load_migrations,
+    load_repeatables,
+    migrate_all,
+    pending,
+    schema_behind,
+    stale_repeatables,
+)
+from tests.syncd.conftest import MASTER_KEY
+
+_FUNCTION = "SELECT pg_get_functiondef('tessera_store_push'::regproc)"
+
+
+async def _migrate_as_before(conn: asyncpg.Connection) -> None:
+    """What ``syncd migrate`` did before repeatable scripts: the versioned files and their
+    ledger, nothing else (the same statements as the old ``syncd.db.migrate``)."""
+    async with conn.transaction():
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in load_migrations():
+            await conn.execute(m.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                m.version,
+                m.name,
+                m.checksum,
+            )
+
+
+async def test_a_database_migrated_by_the_old_code_migrates_cleanly(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await _migrate_as_before(conn)
+        before = await conn.fetchval(_FUNCTION)
+        assert await pending(conn) == []
+        assert await schema_behind(conn) == ["checkins/store_push.sql"]
+        applied, rerun = await migrate_all(conn)
+        assert applied == [] and [r.name for r in rerun] == ["checkins/store_push.sql"]
+        assert await schema_behind(conn) == [] and await migrate_all(conn) == ([], [])
+        # The script is the function 0005 left behind: re-applying it changed nothing.
+        assert await conn.fetchval(_FUNCTION) == before
+        assert "hashint8(g.event_id)" in before
+    finally:
+        await conn.close()
+
+
+async def test_an_edited_script_is_applied_again(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        applied, rerun = await migrate_all(conn)
+        assert len(applied) == len(load_migrations()) and rerun == load_repeatables()
+        await conn.execute("UPDATE schema_repeatables SET checksum = 'edited'")
+        assert await stale_repeatables(conn) == load_repeatables()
+        assert await migrate_all(conn) == ([], load_repeatables())
+        assert await stale_repeatables(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_serve_refuses_a_stale_script_until_migrate(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await _migrate_as_before(conn)
+    finally:
+        await conn.close()
+    env = {"SYNCD_DATABASE_URL": pg_url, "SYNCD_MASTER_KEY": MASTER_KEY}
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(syncd_cli, list(args), env=env, catch_exceptions=False)
+        return result.output
+
+    check = await asyncio.to_thread(run, "serve", "--check-config")
+    assert "syncd migrate" in check
+    migrated = await asyncio.to_thread(run, "migrate")
+    assert "applied repeatable checkins/store_push.sql" in migrated
+    assert "0 migration(s) applied, 1 repeatable script(s)" in migrated
+    assert (await asyncio.to_thread(run, "serve", "--check-config")).strip() == "configuration OK"
+    assert "up to date" in await asyncio.to_thread(run, "migrate")

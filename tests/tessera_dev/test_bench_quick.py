@@ -1,0 +1,49 @@
+"""Every benchmark runs small (``--quick``) through its ``scripts/`` entry point, so none rots:
+a bench that no longer starts, or no longer prints its figures, fails here. Nothing is timed;
+the figures are only printed by the benches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AMQP_URL, PG_URL
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+# bench, extra options, a line its report always has
+QUICK = [
+    ("bench_gate", [], "decision latency ms:"),
+    ("bench_lookup", [], "search '4242'"),
+    ("bench_snapshot", [], "scans meanwhile:"),
+    ("bench_scan", ["--decoders", "zxing", "--conditions", "clean", "glare"], "decode rate"),
+    ("bench_lists", [], "push 3: complete"),
+    ("bench_relay", [], "duplicates 0"),
+    ("bench_sync", [], "fan-out messages:"),
+]
+
+
+@pytest.mark.parametrize(("bench", "extra", "line"), QUICK, ids=[q[0] for q in QUICK])
+def test_bench_quick_run(bench: str, extra: list[str], line: str) -> None:
+    env = {**os.environ, "TESSERA_TEST_DATABASE_URL": PG_URL, "TESSERA_TEST_AMQP_URL": AMQP_URL}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / bench), "--quick", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert line in result.stdout
+
+
+@pytest.mark.parametrize("bench", [q[0] for q in QUICK])
+def test_bench_help_names_quick(bench: str) -> None:
+    result = subprocess.run(
+        [str(SCRIPTS / bench), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "--quick" in result.stdout
+    assert result.stdout.startswith(f"usage: {bench} ")
