@@ -12,19 +12,17 @@ HTTP parser error is dropped altogether (it is the raw request line or header th
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import re
-import sys
-import time
 import traceback
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from shared import logs as shared_logs
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 REDACTED = "[redacted]"
 # Credentials (tsr_ API tokens, tsg_ gate credentials) and enrolment codes (16 characters of
 # syncd.api.gate_admin.CODE_ALPHABET, maybe in groups of four): their shapes, wherever they appear.
@@ -81,35 +79,18 @@ def install_filters() -> None:
             logger.addFilter(SecretFilter())
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id and any extras."""
+class JsonFormatter(shared_logs.JsonFormatter):
+    """The shared line format plus the request id; the whole line redacted (extras too)."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "request_id": request_id.get(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            data["exc"] = record.exc_text
-        return redact(json.dumps(data, default=str))  # extras too
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        return {"request_id": request_id.get()}
+
+    def finish(self, line: str) -> str:
+        return redact(line)
 
 
 def setup_logging(level: str = "INFO") -> None:
     """Send every logger to stderr as JSON lines (used by ``syncd serve``), every record
     scrubbed by ``SecretFilter`` on the way."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    shared_logs.to_stderr(JsonFormatter(), level, SecretFilter())
     install_filters()
