@@ -16,9 +16,9 @@ from syncd.app import create_app
 from syncd.settings import SyncdSettings
 from tessera_cli.__main__ import cli as tessera_cli
 from tests.conftest import Rabbit
+from tests.support.cli import run
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import Gate, event_with_tickets, send
-from tests.syncd.test_cli import run
 
 
 async def _bound_queue(rabbit: Rabbit, exchange: str) -> str:
