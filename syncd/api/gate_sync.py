@@ -29,8 +29,9 @@ from shared.protocol import (
     PushResponse,
 )
 from syncd.api import bundle
-from syncd.api.common import EVENT_COLUMNS, pool
+from syncd.api.common import pool
 from syncd.api.gate_admin import hash_code
+from syncd.api.queries import events as event_queries
 from syncd.checkins.pusher import (
     JournalBusyError,
     JournalClashError,
@@ -202,7 +203,5 @@ async def presence(request: web.Request) -> web.Response:
     produces="application/octet-stream",
 )
 async def snapshot(request: web.Request) -> web.StreamResponse:
-    event = await pool(request).fetchrow(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", _gate(request).event_id
-    )
+    event = await event_queries.event_by_id(pool(request), _gate(request).event_id)
     return await bundle.stream_bundle(request, event, names=True)
