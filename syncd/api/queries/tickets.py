@@ -14,6 +14,11 @@ TICKET_COLUMNS = (
 """The columns every ticket answer carries (``tickets.ticket_json`` shapes them)."""
 
 
+async def ticket_total(conn: Conn, event_id: int) -> int:
+    """Reads how many tickets the event has (any status)."""
+    return await conn.fetchval("SELECT count(*) FROM tickets WHERE event_id = $1", event_id)
+
+
 async def event_ticket(conn: Conn, ticket_id: int, event_id: int) -> asyncpg.Record | None:
     """Reads one ticket of the event."""
     return await conn.fetchrow(
