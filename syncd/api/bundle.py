@@ -22,6 +22,8 @@ from shared.bundle import BundleEvent, BundleHeader, BundleKey, BundleTicket, wr
 from shared.ticket import public_key_to_b64
 from syncd import signing
 from syncd.api.common import load_event, pool, vault
+from syncd.api.queries import bundle as q
+from syncd.api.queries.tickets import ticket_total
 from syncd.web.operations import Param, op
 from syncd.web.params import query_flag
 
@@ -71,17 +73,9 @@ class _Bridge:
 
 
 async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHeader:
-    keys = await conn.fetch(
-        "SELECT kid, public_key, status FROM signing_keys WHERE event_id = $1 AND status ="
-        " 'active' ORDER BY created_at",
-        event["event_id"],
-    )
-    count = await conn.fetchval(
-        "SELECT count(*) FROM tickets WHERE event_id = $1", event["event_id"]
-    )
-    cursor = await conn.fetchval(
-        "SELECT change_seq FROM events WHERE event_id = $1", event["event_id"]
-    )
+    keys = await q.active_keys(conn, event["event_id"])
+    count = await ticket_total(conn, event["event_id"])
+    cursor = await q.change_seq(conn, event["event_id"])
     return BundleHeader(
         event=BundleEvent(
             event_id=event["event_id"],
@@ -154,12 +148,7 @@ async def stream_bundle(
         key = (await signing.private_keys(conn, vault(request), event["event_id"]))[signer]
         response.headers["X-Ticket-Count"] = str(header.ticket_count)
         await response.prepare(request)
-        cursor = await conn.cursor(
-            "SELECT ticket_id, nonce, status, zone, category, holder, valid_from, valid_until"
-            " FROM tickets"
-            " WHERE event_id = $1 ORDER BY ticket_id",
-            event["event_id"],
-        )
+        cursor = await q.bundle_tickets(conn, event["event_id"])
         bridge = _Bridge(asyncio.get_running_loop(), response, cursor, names)
         await asyncio.to_thread(_write, bridge, header, key)
     await response.write_eof()

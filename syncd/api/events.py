@@ -14,7 +14,9 @@ from pydantic.json_schema import SkipJsonSchema
 from shared.protocol import MAX_GATE_TIME
 from shared.ticket import public_key_to_b64
 from syncd import signing
-from syncd.api.common import EVENT_COLUMNS, event_json, load_event, pool, vault
+from syncd.api.common import event_json, load_event, pool, vault
+from syncd.api.queries import Conn
+from syncd.api.queries import events as q
 from syncd.web.auth import principal_of
 from syncd.web.errors import ApiError
 from syncd.web.operations import op
@@ -108,34 +110,21 @@ async def create_event(request: web.Request) -> web.Response:
     body = await read_model(request, EventIn)
     values = body.model_dump(exclude_none=True)
     async with pool(request).acquire() as conn, conn.transaction():
-        columns = ["org_id", *values]
-        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        row = await conn.fetchrow(
-            f"INSERT INTO events ({', '.join(columns)}) VALUES ({placeholders})"
-            f" RETURNING {EVENT_COLUMNS}",
-            principal_of(request).org_id,
-            *values.values(),
-        )
+        row = await q.insert_event(conn, principal_of(request).org_id, values)
         await signing.create_key(conn, vault(request), row["event_id"])
     return json_response(event_json(row), status=201)
 
 
 @op("GET", "/api/v1/events", "List the organisation's events.", tag="events")
 async def list_events(request: web.Request) -> web.Response:
-    rows = await pool(request).fetch(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE org_id = $1 ORDER BY event_id",
-        principal_of(request).org_id,
-    )
+    rows = await q.org_events(pool(request), principal_of(request).org_id)
     return json_response({"events": [event_json(r) for r in rows]})
 
 
 @op("GET", "/api/v1/events/{event_id}", "Show an event with ticket counts.", tag="events")
 async def get_event(request: web.Request) -> web.Response:
     row = await load_event(pool(request), request)
-    counts = await pool(request).fetch(
-        "SELECT status, count(*) AS n FROM tickets WHERE event_id = $1 GROUP BY status",
-        row["event_id"],
-    )
+    counts = await q.ticket_counts(pool(request), row["event_id"])
     return json_response({**event_json(row), "tickets": {r["status"]: r["n"] for r in counts}})
 
 
@@ -156,13 +145,7 @@ async def update_event(request: web.Request) -> web.Response:
             raise ApiError(409, "zones_in_use", "zones can be renamed or added, not removed")
         if not values:
             return json_response(event_json(event))
-        sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(values, start=2))
-        row = await conn.fetchrow(
-            f"UPDATE events SET {sets}, updated_at = now() WHERE event_id = $1"
-            f" RETURNING {EVENT_COLUMNS}",
-            event["event_id"],
-            *values.values(),
-        )
+        row = await q.update_event(conn, event["event_id"], values)
     return json_response(event_json(row))
 
 
@@ -178,12 +161,8 @@ def _key_json(row: dict) -> dict:
     }
 
 
-async def _keys(conn, event_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
-    rows = await conn.fetch(
-        "SELECT kid, public_key, status, is_signer, created_at, retired_at FROM signing_keys"
-        " WHERE event_id = $1 ORDER BY created_at, kid",
-        event_id,
-    )
+async def _keys(conn: Conn, event_id: int) -> list[dict]:
+    rows = await q.event_keys(conn, event_id)
     return [_key_json(dict(r)) for r in rows]
 
 

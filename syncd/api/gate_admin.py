@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from syncd.api.common import event_id_of, load_event, pool
+from syncd.api.queries import gate_admin as q
 from syncd.keys import SETTINGS
 from syncd.vault import hash_token
 from syncd.web.docs import PATH_PARAMS
@@ -29,10 +30,6 @@ from syncd.web.params import UINT64, json_response, path_int, read_model
 log = logging.getLogger("syncd.gates")
 PATH_PARAMS.setdefault("gate_id", {"type": "integer", "minimum": 1, "maximum": (1 << 63) - 1})
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-GATE_COLUMNS = (
-    "gate_id, event_id, name, zone, device, enrolled_at, revoked_at, code_expires_at,"
-    " acked_seq, skew, last_push_at, created_at"
-)
 
 
 class GateIn(BaseModel):
@@ -84,15 +81,8 @@ async def create_gate(request: web.Request) -> web.Response:
     if body.zone and body.zone.lower() not in {z.lower() for z in event["zones"]}:
         raise ApiError(422, "invalid", f"zone {body.zone!r} is not one of {event['zones']}")
     code = new_code()
-    row = await pool(request).fetchrow(
-        "INSERT INTO gates (event_id, org_id, name, zone, code_hash, code_expires_at)"
-        f" SELECT event_id, org_id, $2, $3, $4, $5 FROM events WHERE event_id = $1"
-        f" RETURNING {GATE_COLUMNS}",
-        event["event_id"],
-        body.name,
-        body.zone,
-        hash_code(code),
-        _expiry(request),
+    row = await q.insert_gate(
+        pool(request), event["event_id"], body.name, body.zone, hash_code(code), _expiry(request)
     )
     log.info("gate created", extra={"gate_id": row["gate_id"], "event_id": event["event_id"]})
     return json_response({**gate_json(row), "code": code}, status=201)
@@ -101,10 +91,7 @@ async def create_gate(request: web.Request) -> web.Response:
 @op("GET", "/api/v1/events/{event_id}/gates", "List an event's gates.", tag="gates")
 async def list_gates(request: web.Request) -> web.Response:
     event = await load_event(pool(request), request)
-    rows = await pool(request).fetch(
-        f"SELECT {GATE_COLUMNS} FROM gates WHERE event_id = $1 ORDER BY gate_id",
-        event["event_id"],
-    )
+    rows = await q.event_gates(pool(request), event["event_id"])
     return json_response({"gates": [gate_json(r) for r in rows]})
 
 
@@ -115,19 +102,13 @@ async def _update_gate(
     gate is left untouched and the answer is 409 (nothing is written for it)."""
     await load_event(pool(request), request)
     gate_id = path_int(request, "gate_id", UINT64 >> 1)
-    guard = " AND revoked_at IS NULL" if active_only else ""
-    row = await pool(request).fetchrow(
-        f"UPDATE gates SET {sets} WHERE gate_id = $1 AND event_id = $2{guard}"
-        f" RETURNING {GATE_COLUMNS}",
-        gate_id,
-        event_id_of(request),
-        *args,
+    event_id = event_id_of(request)
+    row = await q.update_gate(
+        pool(request), gate_id, event_id, sets, *args, active_only=active_only
     )
     if row is not None:
         return row
-    exists = await pool(request).fetchval(
-        "SELECT true FROM gates WHERE gate_id = $1 AND event_id = $2", gate_id, event_id_of(request)
-    )
+    exists = await q.gate_exists(pool(request), gate_id, event_id)
     if exists:
         raise ApiError(409, "gate_revoked", "this gate is revoked; create a new gate")
     raise not_found("gate")

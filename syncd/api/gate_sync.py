@@ -29,8 +29,10 @@ from shared.protocol import (
     PushResponse,
 )
 from syncd.api import bundle
-from syncd.api.common import EVENT_COLUMNS, pool
+from syncd.api.common import pool
 from syncd.api.gate_admin import hash_code
+from syncd.api.queries import events as event_queries
+from syncd.api.queries import gate_sync as q
 from syncd.checkins.pusher import (
     JournalBusyError,
     JournalClashError,
@@ -55,12 +57,6 @@ def _gate(request: web.Request) -> Principal:
     return principal
 
 
-_ENROLL = """UPDATE gates SET code_hash = NULL, code_expires_at = NULL, credential_hash = $2,
-    device = $3, enrolled_at = now()
-WHERE code_hash = $1 AND code_expires_at > now() AND revoked_at IS NULL
-RETURNING gate_id, name, event_id"""
-
-
 @op(
     "POST",
     ENROLL_PATH,
@@ -73,16 +69,10 @@ async def enroll(request: web.Request) -> web.Response:
     body = await read_model(request, EnrollRequest)
     credential = GATE_CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
     async with pool(request).acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            _ENROLL, hash_code(body.code), hash_token(credential), body.device
-        )
+        row = await q.enroll_gate(conn, hash_code(body.code), hash_token(credential), body.device)
         if row is None:
             raise ApiError(401, "bad_code", "enrolment code unknown, used or expired")
-        keys = await conn.fetch(
-            "SELECT kid, public_key, status FROM signing_keys WHERE event_id = $1"
-            " ORDER BY created_at, kid",
-            row["event_id"],
-        )
+        keys = await q.gate_keys(conn, row["event_id"])
     log.info("gate enrolled", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
     answer = EnrollResponse(
         gate_id=row["gate_id"],
@@ -202,7 +192,5 @@ async def presence(request: web.Request) -> web.Response:
     produces="application/octet-stream",
 )
 async def snapshot(request: web.Request) -> web.StreamResponse:
-    event = await pool(request).fetchrow(
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", _gate(request).event_id
-    )
+    event = await event_queries.event_by_id(pool(request), _gate(request).event_id)
     return await bundle.stream_bundle(request, event, names=True)

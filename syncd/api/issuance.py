@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.ticket import sign_ticket
 from syncd import signing
 from syncd.api.common import load_event, pool, vault
+from syncd.api.queries import issuance as q
+from syncd.api.queries.tickets import ticket_total
 from syncd.api.tickets import load_ticket
 from syncd.web.errors import ApiError
 from syncd.web.operations import Param, op
@@ -42,10 +44,6 @@ EXPORT_COLUMNS = (
     "qr_text",
 )
 FORMAT = {"type": "string", "enum": ["text", "png", "svg"]}
-_SELECT = (
-    "SELECT ticket_id, external_ref, nonce, kid, zone, valid_from, valid_until, category,"
-    " holder, email, status FROM tickets"
-)
 
 
 def qr_text(keys: dict[bytes, Ed25519PrivateKey], row: asyncpg.Record | dict) -> str:
@@ -153,15 +151,11 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     )
     async with pool(request).acquire() as conn, conn.transaction(isolation="repeatable_read"):
         keys = await signing.private_keys(conn, vault(request), event["event_id"])
-        total = await conn.fetchval(
-            "SELECT count(*) FROM tickets WHERE event_id = $1", event["event_id"]
-        )
+        total = await ticket_total(conn, event["event_id"])
         response.headers["X-Total-Count"] = str(total)
         await response.prepare(request)
         await response.write((",".join(EXPORT_COLUMNS) + "\n").encode())
-        cursor = conn.cursor(
-            f"{_SELECT} WHERE event_id = $1 ORDER BY ticket_id", event["event_id"], prefetch=5000
-        )
+        cursor = q.export_tickets(conn, event["event_id"])
         batch: list[asyncpg.Record] = []
         async for row in cursor:
             batch.append(row)
@@ -212,14 +206,8 @@ async def sheet(request: web.Request) -> web.Response:
     event = await load_event(pool(request), request)
     after = query_int(request, "after", 0, 0, UINT64 >> 1)
     limit = query_int(request, "limit", 100, 1, 500)
-    rows = await pool(request).fetch(
-        f"{_SELECT} WHERE event_id = $1 AND status = 'valid' AND ticket_id > $2"
-        " AND ($3::text IS NULL OR external_ref = $3) ORDER BY ticket_id LIMIT $4",
-        event["event_id"],
-        after,
-        query_text(request, "external_ref"),
-        limit,
-    )
+    external_ref = query_text(request, "external_ref")
+    rows = await q.sheet_page(pool(request), event["event_id"], after, external_ref, limit)
     keys = await signing.private_keys(pool(request), vault(request), event["event_id"])
     cards = await asyncio.to_thread(lambda: "".join(_card(event, keys, r) for r in rows))
     page = _SHEET.format(title=html.escape(event["name"]), cards=cards)

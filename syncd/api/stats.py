@@ -19,45 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from syncd.api.common import load_event, pool
+from syncd.api.queries import stats as q
 from syncd.web.operations import Param, op
 from syncd.web.params import json_response, query_int
-
-_LATEST = """latest AS MATERIALIZED (
-    SELECT DISTINCT ON (ticket_id) ticket_id, gate_id, direction FROM checkins
-    WHERE event_id = $1 AND outcome = 'admit' AND ticket_id IS NOT NULL
-    ORDER BY ticket_id, at DESC, gate_id DESC, seq DESC)"""
-
-_TOTALS = f"""WITH {_LATEST}
-SELECT (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'admit'
-                                        AND direction = 'in') AS admitted,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'admit'
-                                        AND direction = 'out') AS exits,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'deny') AS denied,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND conflict) AS conflicts,
-       (SELECT count(*) FROM latest WHERE direction = 'in') AS inside"""
-
-_PER_GATE = f"""WITH {_LATEST}
-SELECT g.gate_id, g.name, g.zone, g.skew, g.last_push_at, g.acked_seq,
-       count(c.*) FILTER (WHERE c.outcome = 'admit' AND c.direction = 'in') AS admitted,
-       count(c.*) FILTER (WHERE c.outcome = 'admit' AND c.direction = 'out') AS exits,
-       count(c.*) FILTER (WHERE c.outcome = 'deny') AS denied,
-       count(c.*) FILTER (WHERE c.conflict) AS conflicts,
-       (SELECT count(*) FROM latest l WHERE l.gate_id = g.gate_id AND l.direction = 'in')
-           AS inside
-FROM gates g LEFT JOIN checkins c ON c.event_id = $1 AND c.gate_id = g.gate_id
-WHERE g.event_id = $1 GROUP BY g.gate_id ORDER BY g.gate_id"""
-
-_PER_CATEGORY = f"""WITH {_LATEST}
-SELECT t.category, count(*) FILTER (WHERE l.direction = 'in') AS inside, count(*) AS seen
-FROM latest l JOIN tickets t ON t.event_id = $1 AND t.ticket_id = l.ticket_id
-GROUP BY t.category ORDER BY 1"""
-
-_DENIALS = """SELECT coalesce(reason, 'unknown') AS reason, count(*) AS n FROM checkins
-WHERE event_id = $1 AND outcome = 'deny' GROUP BY 1 ORDER BY 2 DESC"""
-
-_PER_MINUTE = """SELECT floor(at / 60) * 60 AS minute, count(*) AS scans,
-       count(*) FILTER (WHERE outcome = 'admit') AS admitted
-FROM checkins WHERE event_id = $1 AND at >= $2 GROUP BY 1 ORDER BY 1"""
 
 
 def _zones(gates: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -97,15 +61,15 @@ async def stats(request: web.Request) -> web.Response:
         pool(request).acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
-        totals = dict(await conn.fetchrow(_TOTALS, eid))
-        gates = [_gate_row(r) for r in await conn.fetch(_PER_GATE, eid)]
+        totals = dict(await q.totals(conn, eid))
+        gates = [_gate_row(r) for r in await q.per_gate(conn, eid)]
         categories = {
             r["category"]: {"inside": r["inside"], "seen": r["seen"]}
-            for r in await conn.fetch(_PER_CATEGORY, eid)
+            for r in await q.per_category(conn, eid)
         }
-        denials = {r["reason"]: r["n"] for r in await conn.fetch(_DENIALS, eid)}
+        denials = {r["reason"]: r["n"] for r in await q.denials(conn, eid)}
         since = (time.time() // 60 - minutes + 1) * 60
-        per_minute = [dict(r) for r in await conn.fetch(_PER_MINUTE, eid, since)]
+        per_minute = [dict(r) for r in await q.per_minute(conn, eid, since)]
     return json_response(
         {
             "event_id": eid,
@@ -120,19 +84,6 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-_CONFLICTS = """SELECT c.ticket_id, c.gate_id, g.name AS gate_name, c.seq, c.at, c.scanned_at,
-       c.skew, c.via, e.gate_id AS entry_gate_id, eg.name AS entry_gate_name, e.at AS entry_at
-FROM checkins c JOIN gates g ON g.event_id = c.event_id AND g.gate_id = c.gate_id
-LEFT JOIN LATERAL (
-    SELECT gate_id, at FROM checkins p
-    WHERE p.event_id = c.event_id AND p.ticket_id = c.ticket_id AND p.outcome = 'admit'
-      AND p.direction = 'in' AND NOT p.conflict
-      AND (p.at, p.gate_id, p.seq) < (c.at, c.gate_id, c.seq)
-    ORDER BY p.at DESC, p.gate_id DESC, p.seq DESC LIMIT 1) e ON true
-LEFT JOIN gates eg ON eg.event_id = c.event_id AND eg.gate_id = e.gate_id
-WHERE c.event_id = $1 AND c.conflict ORDER BY c.at LIMIT $2"""
-
-
 @op(
     "GET",
     "/api/v1/events/{event_id}/conflicts",
@@ -144,5 +95,5 @@ WHERE c.event_id = $1 AND c.conflict ORDER BY c.at LIMIT $2"""
 async def conflicts(request: web.Request) -> web.Response:
     event = await load_event(pool(request), request)
     limit = query_int(request, "limit", 1000, 1, 10000)
-    rows = await pool(request).fetch(_CONFLICTS, event["event_id"], limit)
+    rows = await q.conflicts(pool(request), event["event_id"], limit)
     return json_response({"conflicts": [dict(r) for r in rows]})

@@ -9,15 +9,13 @@ from aiohttp import web
 
 from syncd import signing
 from syncd.api.common import load_event, pool
+from syncd.api.queries import Conn
+from syncd.api.queries import tickets as q
 from syncd.feed import append as feed
 from syncd.web.errors import ApiError, not_found
 from syncd.web.operations import Handler, Param, op
 from syncd.web.params import UINT64, json_response, path_int, query_int, query_text
 
-TICKET_COLUMNS = (
-    "ticket_id, event_id, external_ref, nonce, kid, zone, valid_from, valid_until, category,"
-    " holder, email, status, status_source, issued_at, updated_at"
-)
 STATUS = {"type": "string", "enum": ["valid", "revoked", "blocked"]}
 
 
@@ -30,17 +28,11 @@ def ticket_json(row: asyncpg.Record) -> dict[str, Any]:
     return data
 
 
-async def load_ticket(
-    conn: asyncpg.Connection | asyncpg.Pool, request: web.Request, *, lock: bool = False
-) -> asyncpg.Record:
+async def load_ticket(conn: Conn, request: web.Request, *, lock: bool = False) -> asyncpg.Record:
     """The path's ticket, within the caller's event (which ``load_event`` checked)."""
     event = await load_event(conn, request, lock=lock)
     ticket_id = path_int(request, "ticket_id", UINT64 >> 1)
-    row = await conn.fetchrow(
-        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1 AND event_id = $2",
-        ticket_id,
-        event["event_id"],
-    )
+    row = await q.event_ticket(conn, ticket_id, event["event_id"])
     if row is None:
         raise not_found("ticket")
     return row
@@ -65,16 +57,8 @@ async def list_tickets(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUS["enum"]:
         raise ApiError(400, "bad_query", "status must be valid, revoked or blocked")
-    rows = await pool(request).fetch(
-        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE event_id = $1 AND ticket_id > $2"
-        " AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)"
-        " ORDER BY ticket_id LIMIT $5",
-        event["event_id"],
-        after,
-        query_text(request, "external_ref"),
-        status,
-        limit,
-    )
+    external_ref = query_text(request, "external_ref")
+    rows = await q.ticket_page(pool(request), event["event_id"], after, external_ref, status, limit)
     tickets = [ticket_json(r) for r in rows]
     more = len(rows) == limit
     return json_response(
@@ -103,19 +87,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
         if ticket["status"] not in allowed:
             raise ApiError(409, "bad_status", f"cannot {action} a {ticket['status']} ticket")
         signer = await signing.signer(conn, ticket["event_id"]) if renonce else ticket["kid"]
-        row = await conn.fetchrow(
-            "UPDATE tickets SET status = coalesce($2, status), status_source = 'manual',"
-            " kid = $3, nonce = CASE WHEN $4 THEN "
-            + signing.NEW_NONCE_SQL.format(old="nonce")
-            + " ELSE nonce END, issued_at = CASE WHEN $4 THEN now() ELSE issued_at END,"
-            " updated_at = now() WHERE ticket_id = $1 AND event_id = $5"
-            f" RETURNING {TICKET_COLUMNS}",
-            ticket["ticket_id"],
-            new_status,
-            signer,
-            renonce,
-            ticket["event_id"],
-        )
+        row = await q.set_ticket_state(conn, ticket, new_status, signer, renonce)
         await feed.append_ticket(conn, kind, row["event_id"], row["ticket_id"])
     return json_response(ticket_json(row))
 

@@ -13,6 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from syncd.api.common import pool
+from syncd.api.queries import Conn
+from syncd.api.queries import tokens as q
 from syncd.vault import hash_token, new_token
 from syncd.web.auth import principal_of
 from syncd.web.errors import not_found
@@ -28,19 +30,10 @@ class TokenIn(BaseModel):
     role: Literal["admin", "organiser", "viewer"]
 
 
-async def insert_token(
-    conn: asyncpg.Connection | asyncpg.Pool, org_id: int, name: str, role: str
-) -> tuple[int, str]:
+async def insert_token(conn: Conn, org_id: int, name: str, role: str) -> tuple[int, str]:
     """Create a token; returns (token_id, token text). The text is not stored anywhere."""
     token = new_token()
-    token_id = await conn.fetchval(
-        "INSERT INTO api_tokens (org_id, name, role, token_hash) VALUES ($1, $2, $3, $4)"
-        " RETURNING token_id",
-        org_id,
-        name,
-        role,
-        hash_token(token),
-    )
+    token_id = await q.insert_token(conn, org_id, name, role, hash_token(token))
     log.info("token created", extra={"token_id": token_id, "org_id": org_id, "role": role})
     return int(token_id), token
 
@@ -58,7 +51,7 @@ def _token_json(row: asyncpg.Record) -> dict:
 @op("GET", "/api/v1/whoami", "The calling token's organisation and role.", tag="tokens")
 async def whoami(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    name = await pool(request).fetchval("SELECT name FROM orgs WHERE org_id = $1", principal.org_id)
+    name = await q.org_name(pool(request), principal.org_id)
     return json_response(
         {
             "org_id": principal.org_id,
@@ -71,11 +64,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 @op("GET", "/api/v1/tokens", "List the organisation's API tokens.", role="admin", tag="tokens")
 async def list_tokens(request: web.Request) -> web.Response:
-    rows = await pool(request).fetch(
-        "SELECT token_id, name, role, created_at, revoked_at FROM api_tokens WHERE org_id = $1"
-        " ORDER BY token_id",
-        principal_of(request).org_id,
-    )
+    rows = await q.org_tokens(pool(request), principal_of(request).org_id)
     return json_response({"tokens": [_token_json(r) for r in rows]})
 
 
@@ -101,13 +90,7 @@ async def create_token(request: web.Request) -> web.Response:
 @op("DELETE", "/api/v1/tokens/{token_id}", "Revoke an API token.", role="admin", tag="tokens")
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_int(request, "token_id", UINT64 >> 1)
-    row = await pool(request).fetchrow(
-        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
-        " WHERE token_id = $1 AND org_id = $2"
-        " RETURNING token_id, name, role, created_at, revoked_at",
-        token_id,
-        principal_of(request).org_id,
-    )
+    row = await q.revoke_token(pool(request), token_id, principal_of(request).org_id)
     if row is None:
         raise not_found("token")
     return json_response(_token_json(row))

@@ -1,0 +1,68 @@
+"""Statements on ``tickets`` for the ticket handlers (list, show, the single-ticket actions)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from syncd import signing
+from syncd.api.queries import Conn
+
+TICKET_COLUMNS = (
+    "ticket_id, event_id, external_ref, nonce, kid, zone, valid_from, valid_until, category,"
+    " holder, email, status, status_source, issued_at, updated_at"
+)
+"""The columns every ticket answer carries (``tickets.ticket_json`` shapes them)."""
+
+
+async def ticket_total(conn: Conn, event_id: int) -> int:
+    """Reads how many tickets the event has (any status)."""
+    return await conn.fetchval("SELECT count(*) FROM tickets WHERE event_id = $1", event_id)
+
+
+async def event_ticket(conn: Conn, ticket_id: int, event_id: int) -> asyncpg.Record | None:
+    """Reads one ticket of the event."""
+    return await conn.fetchrow(
+        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1 AND event_id = $2",
+        ticket_id,
+        event_id,
+    )
+
+
+async def ticket_page(
+    conn: Conn, event_id: int, after: int, external_ref: str | None, status: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """Reads a keyset page of the event's tickets after ``after``, optionally filtered."""
+    return await conn.fetch(
+        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE event_id = $1 AND ticket_id > $2"
+        " AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)"
+        " ORDER BY ticket_id LIMIT $5",
+        event_id,
+        after,
+        external_ref,
+        status,
+        limit,
+    )
+
+
+async def set_ticket_state(
+    conn: Conn,
+    ticket: asyncpg.Record,
+    new_status: str | None,
+    signer: bytes,
+    renonce: bool,
+) -> asyncpg.Record:
+    """Writes a manual action on one ticket: its status (kept if None), its key, and with
+    ``renonce`` a new nonce and ``issued_at``; returns the ticket."""
+    return await conn.fetchrow(
+        "UPDATE tickets SET status = coalesce($2, status), status_source = 'manual',"
+        " kid = $3, nonce = CASE WHEN $4 THEN "
+        + signing.NEW_NONCE_SQL.format(old="nonce")
+        + " ELSE nonce END, issued_at = CASE WHEN $4 THEN now() ELSE issued_at END,"
+        " updated_at = now() WHERE ticket_id = $1 AND event_id = $5"
+        f" RETURNING {TICKET_COLUMNS}",
+        ticket["ticket_id"],
+        new_status,
+        signer,
+        renonce,
+        ticket["event_id"],
+    )
