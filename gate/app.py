@@ -7,11 +7,12 @@ camera path), each given its part of the settings (``settings.camera``, ``settin
 and the sinks: JSON lines, the hooks (``settings.hooks``) and the kiosk page
 (``settings.display``). Nothing below reads ``GATE_*`` again.
 
-Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> kiosk page (built here,
-with its backend: the pipeline and the sync worker's state) -> feedback sinks -> sources -> one
-pump task per source. A pump feeds its source's texts through the shared debouncer into the
-pipeline. The app runs until every source has ended (stdin at EOF) or ``stop()`` is called (a
-signal); then pumps are cancelled, sources stopped, sinks stopped, the store closed.
+Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> feedback sinks (the
+kiosk page last, built only now: the pipeline and the sync worker's state are its backend) ->
+sources -> one pump task per source. A pump feeds its source's texts through the shared
+debouncer into the pipeline. The app runs until every source has ended (stdin at EOF) or
+``stop()`` is called (a signal); then pumps are cancelled, sources stopped, sinks stopped, the
+store closed.
 
 A stop never cuts a journal write: a scan already in the pipeline is finished (committed and
 shown) before its pump ends, and the sync worker's last push is bounded to ``STOP_PUSH_SECONDS``
@@ -163,7 +164,7 @@ class GateApp:
             check_zones(self.settings.zones, [e.zones for e in self._store.events.values()])
             self._pipeline = Pipeline(self._store, self.settings, self.sinks)
             await self._start_sync(stack)
-            self._pipeline.sinks += self._page()
+            self._pipeline.sinks += self._page()  # the page shows results and asks the pipeline
             for part in [*self._pipeline.sinks, *self.sources]:
                 if isinstance(part, Part):
                     await part.start(self)
