@@ -106,8 +106,8 @@ class Display:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, app: Any = None) -> str:
-        """Start serving; returns the page URL. ``app`` (a ``gate.app.Part`` is given the
-        running gate) is not needed: the backend and debouncer came with the constructor."""
+        """Start serving; returns the page URL. ``app`` (what ``gate.app`` passes every
+        ``Part``) is not used: the backend and the debouncer came with the constructor."""
         # No access log: the preview alone is 4 requests a second. Refusals are logged (guard).
         self._runner = web.AppRunner(self.create_app(), shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
