@@ -8,7 +8,7 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,18 +21,6 @@ from gate.sync.client import SyncError
 from shared.errors import BundleError, ConfigError
 
 T = TypeVar("T")
-SOURCES: dict[str, Callable[[], Any]] = {}
-"""Input sources by name for ``gate run --source``; the camera registers its own."""
-
-
-def _register_defaults() -> None:
-    from gate.feedback.display import KioskInput
-    from gate.inputs import StdinSource
-    from gate.scan.wiring import camera_source
-
-    SOURCES.setdefault("stdin", StdinSource)
-    SOURCES.setdefault("camera", camera_source)
-    SOURCES.setdefault("kiosk", KioskInput)  # scans come from the kiosk page only
 
 
 def _settings() -> GateSettings:
@@ -80,15 +68,14 @@ def run(sources: tuple[str, ...], check_config: bool) -> None:
     A decision is printed only after it is committed to the journal.
     """
     settings = _settings()
-    _register_defaults()
-    from gate.scan.wiring import looks_like_camera
+    from gate.app import NAMED_SOURCES, looks_like_camera
 
-    devices = _device_sources(sources)
-    unknown = [s for s in sources if s not in SOURCES and s not in devices]
+    devices = _device_sources(settings, sources)
+    unknown = [s for s in sources if s not in NAMED_SOURCES and s not in devices]
     unknown = [s for s in unknown if not looks_like_camera(s)]
     if unknown:
         raise click.BadParameter(
-            f"unknown source {unknown}; known: {sorted(SOURCES)}, serial:PATH, evdev:PATH"
+            f"unknown source {unknown}; known: {sorted(NAMED_SOURCES)}, serial:PATH, evdev:PATH"
         )
     if check_config:
         from gate.app import check_list
@@ -123,27 +110,21 @@ def _refuse_dead_stdin() -> None:
         )
 
 
-def _device_sources(specs: tuple[str, ...]) -> dict[str, Any]:
+def _device_sources(settings: GateSettings, specs: tuple[str, ...]) -> dict[str, Any]:
     """The serial and evdev sources, built now so a bad option stops the start."""
-    from gate.inputs import device_source
+    from gate.app import device_source
 
     try:
-        built = {spec: device_source(spec) for spec in specs}
+        built = {spec: device_source(spec, settings) for spec in specs}
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--source") from exc
     return {spec: source for spec, source in built.items() if source is not None}
 
 
 async def _serve(settings: GateSettings, sources: tuple[str, ...], devices: dict[str, Any]) -> None:
-    from gate.app import GateApp
-    from gate.feedback.jsonlines import JsonLinesFeedback
-    from gate.scan.wiring import camera_feedback, camera_source
+    from gate.app import gate_for
 
-    parts = [
-        devices[s] if s in devices else SOURCES[s]() if s in SOURCES else camera_source(s)
-        for s in sources
-    ]
-    app = GateApp(settings, parts, [JsonLinesFeedback(), *camera_feedback(parts)])
+    app = gate_for(settings, sources, devices)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, app.stop)

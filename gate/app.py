@@ -1,10 +1,18 @@
-"""Composition root: start the parts in a fixed order, stop them in reverse.
+"""Composition root: build the parts from one ``GateSettings``, start them in a fixed order,
+stop them in reverse.
 
-Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> feedback sinks ->
-sources -> one pump task per source. A pump feeds
-its source's texts through the shared debouncer into the pipeline. The app runs until every
-source has ended (stdin at EOF) or ``stop()`` is called (a signal); then pumps are cancelled,
-sources stopped, sinks stopped, the store closed.
+``gate_for(settings, specs)`` is what ``gate run`` builds: the sources ``--source`` names
+(stdin, camera, kiosk, ``serial:``/``evdev:`` specs, a device, file, URL or folder through the
+camera path), each given its part of the settings (``settings.camera``, ``settings.serial`` ...),
+and the sinks: JSON lines, the hooks (``settings.hooks``) and the kiosk page
+(``settings.display``). Nothing below reads ``GATE_*`` again.
+
+Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> feedback sinks (the
+kiosk page last, built only now: the pipeline and the sync worker's state are its backend) ->
+sources -> one pump task per source. A pump feeds its source's texts through the shared
+debouncer into the pipeline. The app runs until every source has ended (stdin at EOF) or
+``stop()`` is called (a signal); then pumps are cancelled, sources stopped, sinks stopped, the
+store closed.
 
 A stop never cuts a journal write: a scan already in the pipeline is finished (committed and
 shown) before its pump ends, and the sync worker's last push is bounded to ``STOP_PUSH_SECONDS``
@@ -21,20 +29,83 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
+import re
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from gate.checkin.pipeline import Pipeline
 from gate.feedback import Feedback
-from gate.inputs import Source
+from gate.feedback.display import Display, KioskInput
+from gate.feedback.display_backend import PipelineBackend
+from gate.feedback.hooks import CommandHooks
+from gate.feedback.jsonlines import JsonLinesFeedback
+from gate.inputs import Source, StdinSource
+from gate.scan.camera_input import CameraSource
 from gate.scan.debounce import Debouncer
+from gate.scan.evdev_source import EvdevSource
+from gate.scan.serial_source import SerialSource
 from gate.settings import GateSettings, check_zones
 from gate.store.db import Store
 from gate.sync import sync_worker
 from gate.sync.worker import SyncWorker
+from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
 STOP_PUSH_SECONDS = 1.0
+_CAMERA_LIKE = re.compile(r"^(\d+|/dev/video\d+|[a-z][a-z0-9+.-]*://.+)$", re.IGNORECASE)
+
+
+def looks_like_camera(text: str) -> bool:
+    """A device, a URL, or a file or folder that exists."""
+    return bool(_CAMERA_LIKE.match(text)) or Path(text).exists()
+
+
+def camera_source(settings: GateSettings, text: str | None = None) -> CameraSource:
+    """A camera source for ``text`` (default: GATE_CAMERA_SOURCE); GATE_SCAN_* for decoding."""
+    camera = (
+        settings.camera if text is None else settings.camera.model_copy(update={"source": text})
+    )
+    return CameraSource(camera, settings.scan)
+
+
+NAMED_SOURCES: Mapping[str, Callable[[GateSettings], Source]] = {
+    "stdin": lambda settings: StdinSource(),
+    "camera": camera_source,
+    "kiosk": lambda settings: KioskInput(),  # scans come from the kiosk page only
+}
+"""Input sources by name for ``gate run --source``."""
+
+
+def device_source(spec: str, settings: GateSettings) -> Source | None:
+    """``serial:PATH?...`` or ``evdev:PATH?...`` as a source; None for any other spec.
+
+    A bad option raises ``ConfigError`` naming it, before the gate starts.
+    """
+    kind, _, _ = spec.partition(":")
+    if kind == "serial":
+        return SerialSource.from_spec(spec, settings.serial)
+    if kind == "evdev":
+        return EvdevSource.from_spec(spec, settings.evdev)
+    return None
+
+
+def gate_for(
+    settings: GateSettings, specs: Sequence[str], devices: Mapping[str, Source]
+) -> GateApp:
+    """The gate ``gate run --source SPEC...`` runs (``devices``: the specs ``device_source``
+    built already). Hooks always; the kiosk page for every source when GATE_DISPLAY_ENABLED,
+    with the first camera's preview (it also takes keyboard-wedge scans)."""
+    sources = [devices[spec] if spec in devices else _source(spec, settings) for spec in specs]
+    if any(isinstance(s, KioskInput) for s in sources) and not settings.display.enabled:
+        raise ConfigError("--source kiosk needs the kiosk page: set GATE_DISPLAY_ENABLED=true")
+    sinks: list[Feedback] = [JsonLinesFeedback(), CommandHooks(settings.hooks)]
+    return GateApp(settings, sources, sinks, kiosk_page=settings.display.enabled)
+
+
+def _source(spec: str, settings: GateSettings) -> Source:
+    named = NAMED_SOURCES.get(spec)
+    return named(settings) if named is not None else camera_source(settings, spec)
 
 
 @runtime_checkable
@@ -45,17 +116,23 @@ class Part(Protocol):
 
 
 class GateApp:
-    """The running gate. ``await app.run()``; ``app.stop()`` from a signal handler."""
+    """The running gate. ``await app.run()``; ``app.stop()`` from a signal handler.
+
+    With ``kiosk_page`` the app serves the kiosk page (``settings.display``) as its last sink,
+    built once the pipeline and the sync worker exist, since they are the page's backend."""
 
     def __init__(
         self,
         settings: GateSettings,
         sources: Sequence[Source] = (),
         sinks: Sequence[Feedback] = (),
+        *,
+        kiosk_page: bool = False,
     ) -> None:
         self.settings = settings
         self.sources = list(sources)
         self.sinks = list(sinks)
+        self.kiosk_page = kiosk_page
         self.debouncer = Debouncer(settings.debounce_seconds)
         self._stopping = asyncio.Event()
         self._store: Store | None = None
@@ -87,7 +164,8 @@ class GateApp:
             check_zones(self.settings.zones, [e.zones for e in self._store.events.values()])
             self._pipeline = Pipeline(self._store, self.settings, self.sinks)
             await self._start_sync(stack)
-            for part in [*self.sinks, *self.sources]:
+            self._pipeline.sinks += self._page()  # the page shows results and asks the pipeline
+            for part in [*self._pipeline.sinks, *self.sources]:
                 if isinstance(part, Part):
                     await part.start(self)
                     stack.push_async_callback(part.stop)
@@ -97,12 +175,33 @@ class GateApp:
 
     async def _start_sync(self, stack: contextlib.AsyncExitStack) -> None:
         """Start the sync worker (it never blocks scanning) before the parts, so the kiosk page
-        (``PipelineBackend.for_app``) finds its state when it starts."""
+        is built with its state."""
         self.sync = await sync_worker(self.settings, self.store)
         if self.sync is None:
             return
         await self.sync.start(self)
         stack.push_async_callback(self.sync.stop)
+
+    def _page(self) -> list[Feedback]:
+        """The kiosk page, if asked for: the pipeline, the sync state, the first camera's
+        preview and the gate's debouncer; required when it is the only scanner (kiosk)."""
+        if not self.kiosk_page:
+            return []
+        cameras = [s.capture for s in self.sources if isinstance(s, CameraSource)]
+        page = Display(
+            self.settings.display,
+            self._page_backend(),
+            cameras[0] if cameras else None,
+            required=any(isinstance(s, KioskInput) for s in self.sources),
+            debouncer=self.debouncer,
+        )
+        return [page]
+
+    def _page_backend(self) -> PipelineBackend:
+        sync = self.sync
+        if sync is None:
+            return PipelineBackend(self.pipeline)
+        return PipelineBackend(self.pipeline, lambda: sync.status.online, sync.status.as_dict)
 
     async def _pump_all(self) -> None:
         pumps = [asyncio.create_task(self._pump(s), name=f"pump-{s.via}") for s in self.sources]

@@ -56,23 +56,3 @@ class StdinSource:
         fd = sys.stdin.fileno() if self._fd is None else self._fd
         async for text in framed(read_chunks(fd), LineFramer()):
             yield text
-
-
-DEVICE_KINDS = ("serial", "evdev")
-
-
-def device_source(spec: str) -> Source | None:
-    """``serial:PATH?...`` or ``evdev:PATH?...`` as a source; None for any other spec.
-
-    A bad option raises ``ConfigError`` naming it, before the gate starts.
-    """
-    kind, _, _ = spec.partition(":")
-    if kind == "serial":
-        from gate.scan.serial_source import SerialSource
-
-        return SerialSource.from_spec(spec)
-    if kind == "evdev":
-        from gate.scan.evdev_source import EvdevSource
-
-        return EvdevSource.from_spec(spec)
-    return None

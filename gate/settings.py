@@ -4,10 +4,12 @@ Every field is documented with its variable in ``SETTINGS_HELP`` (shown by ``gat
 
 ``GateSettings`` is composed: building it also builds every part's settings (``GATE_CAMERA_*``,
 ``GATE_SCAN_*``, ``GATE_DISPLAY_*``, ``GATE_HOOK_*``, ``GATE_SERIAL_*``, ``GATE_EVDEV_*``;
-``settings.part(CameraSettings)``), so a typo anywhere fails at start, not when a part first
-reads it. ``load_settings()`` is what the CLI uses: it also refuses ``GATE_*`` variables no
-setting knows, and turns every failure into one ``SettingsError`` that names the variable
-(values are not repeated: a setting may be a secret). Zone names are checked against the
+``settings.camera``, ``settings.part(CameraSettings)``), so a typo anywhere fails at start, not
+when a part first reads it. The composition root (``gate.app``) hands each part its own
+settings from this one object; nothing else reads them from the environment again.
+``load_settings()`` is what the CLI uses: it also refuses ``GATE_*`` variables no setting
+knows, and turns every failure into one ``SettingsError`` that names the variable (values are
+not repeated: a setting may be a secret). Zone names are checked against the
 loaded list by ``check_zones`` when the gate starts.
 """
 
@@ -30,6 +32,7 @@ from gate.feedback.hooks import HookSettings
 from gate.scan.evdev_source import EvdevSettings
 from gate.scan.serial_source import SerialSettings
 from gate.scan.settings import ScanSettings
+from gate.unset import Unset
 from shared.errors import ConfigError
 from shared.protocol import MAX_PUSH_BATCH, MAX_WAIT_SECONDS
 from shared.ticket import DEFAULT_CLOCK_TOLERANCE
@@ -81,7 +84,7 @@ class GateSettings(BaseSettings):
         default_factory=list,
         description="zones this gate opens, names or bit indexes, comma-separated; empty = all",
     )
-    reentry: Reentry | None = Field(
+    reentry: Annotated[Reentry | None, Unset] = Field(
         default=None, description="never, after_exit or always; unset = the event's own policy"
     )
     clock_tolerance: float = Field(
@@ -99,11 +102,11 @@ class GateSettings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="folder for the gate database"
     )
-    server_url: str | None = Field(
+    server_url: Annotated[str | None, Unset] = Field(
         default=None,
         description="syncd base URL (https://syncd.example); unset = the URL `gate enroll` used",
     )
-    credential_file: Path | None = Field(
+    credential_file: Annotated[Path | None, Unset] = Field(
         default=None,
         description="file holding the gate credential (mode 0600); unset = DATA_DIR/credential",
     )
@@ -144,16 +147,43 @@ class GateSettings(BaseSettings):
 
     _parts: dict[type[BaseSettings], BaseSettings] = PrivateAttr(default_factory=dict)
 
-    def model_post_init(self, context: Any, /) -> None:
-        """Build every part's settings now, so a bad GATE_CAMERA_FPS fails at start."""
+    def __init__(self, *, parts: Iterable[BaseSettings] = (), **values: Any) -> None:
+        """Also build every part's settings now (those not in ``parts``), so a bad
+        GATE_CAMERA_FPS fails at start; ``parts`` are ones already built (tests, load_settings)."""
+        super().__init__(**values)
+        given = {type(part): part for part in parts}
         for cls in PARTS:
-            self._parts[cls] = cls()
+            self._parts[cls] = given[cls] if cls in given else cls()
 
     def part(self, cls: type[P]) -> P:
         """This gate's settings for one part, e.g. ``settings.part(CameraSettings)``."""
         found = self._parts[cls]
         assert isinstance(found, cls)
         return found
+
+    @property
+    def camera(self) -> CameraSettings:
+        return self.part(CameraSettings)
+
+    @property
+    def scan(self) -> ScanSettings:
+        return self.part(ScanSettings)
+
+    @property
+    def display(self) -> DisplaySettings:
+        return self.part(DisplaySettings)
+
+    @property
+    def hooks(self) -> HookSettings:
+        return self.part(HookSettings)
+
+    @property
+    def serial(self) -> SerialSettings:
+        return self.part(SerialSettings)
+
+    @property
+    def evdev(self) -> EvdevSettings:
+        return self.part(EvdevSettings)
 
     @field_validator("zones", mode="before")
     @classmethod
@@ -169,12 +199,6 @@ class GateSettings(BaseSettings):
         if bad:
             raise ValueError(f"zone bit indexes run 0-{MAX_ZONE_BIT}, not {', '.join(bad)}")
         return value
-
-    @field_validator("reentry", "server_url", "credential_file", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        """``GATE_REENTRY=`` (an example line uncommented as it stands) means the default."""
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -249,14 +273,15 @@ def load_settings() -> GateSettings:
         _import_gate_modules()
         known = known_variables()
     problems = [_unknown(name, known) for name in given if name not in known]
+    parts: list[BaseSettings] = []
     for cls in PARTS:  # each part on its own, so every bad variable is named at once
         try:
-            cls()
+            parts.append(cls())
         except ValidationError as exc:
             problems += describe_errors(exc)
     try:
-        settings = GateSettings()
-    except ValidationError as exc:  # a part's errors surface here too, already named above
+        settings = GateSettings(parts=parts)
+    except ValidationError as exc:  # a bad part is built again here, its errors named above
         own = [line for line in describe_errors(exc) if line.split(":")[0] in _own_variables()]
         problems += own
     if problems:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gate.unset import Unset, blank_is_unset
 
 Roi = tuple[float, float, float, float]
 
@@ -23,9 +25,15 @@ class CameraSettings(BaseSettings):
     source: str = Field(
         default="0", description="Device (0, /dev/video0), video file, stream URL or image folder."
     )
-    width: int | None = Field(default=None, gt=0, description="Requested capture width (devices).")
-    height: int | None = Field(default=None, gt=0, description="Requested capture height.")
-    fps: float | None = Field(default=None, gt=0, description="Requested rate; replay pace.")
+    width: Annotated[int | None, Unset] = Field(
+        default=None, gt=0, description="Requested capture width (devices)."
+    )
+    height: Annotated[int | None, Unset] = Field(
+        default=None, gt=0, description="Requested capture height."
+    )
+    fps: Annotated[float | None, Unset] = Field(
+        default=None, gt=0, description="Requested rate; replay pace."
+    )
     roi: Roi | None = Field(default=None, description="Region of interest x,y,w,h (0..1).")
     stall_timeout: float = Field(default=3.0, gt=0, description="No frame this long = stalled.")
     backoff_initial: float = Field(default=0.5, gt=0, description="First reopen delay (s).")
@@ -35,17 +43,10 @@ class CameraSettings(BaseSettings):
     )
     pace: bool = Field(default=True, description="Replay files/folders at their frame rate.")
 
-    @field_validator("width", "height", "fps", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        """``GATE_CAMERA_FPS=`` (an example line uncommented as it stands) means the default."""
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator("roi", mode="before")
     @classmethod
     def _parse_roi(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
+        value = blank_is_unset(value)
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",") if p.strip()]
             if len(parts) != 4:

@@ -14,7 +14,9 @@ staff). The page serves every gate, whatever its sources: it takes keyboard-wedg
 ``gate run --source kiosk`` (``KioskInput``) is a gate whose only scanner is this page.
 
 ``Display`` is a ``Feedback``: ``await display.show(decision)`` pushes the result to every open
-page. What the page needs from the rest of the gate is the small ``DisplayBackend`` protocol.
+page. What the page needs from the rest of the gate is the small ``DisplayBackend`` protocol,
+given to the constructor (``gate.app`` builds it from the pipeline and the sync worker's state);
+until a display has one, its API answers 503 "the gate is still starting".
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gate.camera.capture import Capture
 from gate.feedback.display_api import DisplayBackend, KioskApi, json_response
 from gate.feedback.display_guard import HostGuard
 from gate.feedback.display_settings import DisplaySettings
+from gate.scan.debounce import Debouncer
 from shared.errors import ConfigError
 from shared.tasks import stop
 
@@ -73,6 +76,7 @@ class Display:
         camera: Capture | None = None,
         *,
         required: bool = False,
+        debouncer: Debouncer | None = None,
     ) -> None:
         self.settings = settings
         self.required = required
@@ -86,6 +90,7 @@ class Display:
         self.url = ""
         self.guard = HostGuard(settings.host, settings.host_names())
         self.api = KioskApi(settings, self._need_backend, self._on_page)
+        self.api.debouncer = debouncer
 
     # -- Feedback -----------------------------------------------------------------------------
     async def show(self, decision: Any) -> None:
@@ -101,14 +106,8 @@ class Display:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, app: Any = None) -> str:
-        """Start serving; returns the page URL. As a ``gate.app.Part`` it gets the running app
-        and, without a backend yet, talks to ``app.pipeline``; page scans share its debouncer."""
-        if app is not None:
-            from gate.feedback.display_backend import PipelineBackend
-
-            self.api.debouncer = app.debouncer
-            if self.backend is None:
-                self.backend = PipelineBackend.for_app(app)
+        """Start serving; returns the page URL. ``app`` (what ``gate.app`` passes every
+        ``Part``) is not used: the backend and the debouncer came with the constructor."""
         # No access log: the preview alone is 4 requests a second. Refusals are logged (guard).
         self._runner = web.AppRunner(self.create_app(), shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()

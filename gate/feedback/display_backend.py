@@ -30,15 +30,6 @@ class PipelineBackend:
         self.online = online
         self.sync = sync
 
-    @classmethod
-    def for_app(cls, app: Any) -> PipelineBackend:
-        """The running gate's view (a ``gate.app.GateApp``): its pipeline, and its sync
-        worker's state when it has one (the app starts the worker before its parts)."""
-        sync = app.sync
-        if sync is None:
-            return cls(app.pipeline)
-        return cls(app.pipeline, lambda: sync.status.online, sync.status.as_dict)
-
     async def status(self) -> Mapping[str, Any]:
         data: dict[str, Any] = {
             "gate_name": self.pipeline.settings.gate_name,

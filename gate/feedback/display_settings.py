@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gate.feedback.staff import PinHash
+from gate.unset import Unset
 
 
 class DisplaySettings(BaseSettings):
@@ -33,7 +36,7 @@ class DisplaySettings(BaseSettings):
         description="Extra host names the page answers to (comma-separated), besides the bind "
         "address, localhost, 127.0.0.1 and [::1].",
     )
-    staff_pin: str | None = Field(
+    staff_pin: Annotated[str | None, Unset] = Field(
         default=None,
         validation_alias="GATE_STAFF_PIN",
         description="scrypt hash of the staff PIN made by `gate staff-pin` (never the PIN "
@@ -55,7 +58,7 @@ class DisplaySettings(BaseSettings):
     @field_validator("staff_pin")
     @classmethod
     def _a_hash(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
+        if value is None:
             return None
         return str(PinHash.parse(value))  # PinHashError is a ValueError: names GATE_STAFF_PIN
 

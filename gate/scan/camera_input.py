@@ -43,11 +43,11 @@ class CameraSource:
     def __init__(
         self,
         camera: CameraSettings,
-        scan: ScanSettings | None = None,
+        scan: ScanSettings,
         *,
         on_frame: Callable[[Decoded], None] | None = None,
     ) -> None:
-        self.scan = scan or ScanSettings()
+        self.scan = scan
         self.capture = Capture(camera)
         self.decoder = make_decoder(self.scan.decoder, self.scan.try_invert)
         self.on_frame = on_frame

@@ -28,8 +28,8 @@ S = TypeVar("S", bound=BaseSettings)
 H = TypeVar("H")
 
 
-def parse_spec(spec: str, kind: str, settings: type[S]) -> tuple[str, S]:
-    """``KIND:PATH[?option=value&...]`` -> (path, settings from GATE_* with the options on top).
+def parse_spec(spec: str, kind: str, settings: S) -> tuple[str, S]:
+    """``KIND:PATH[?option=value&...]`` -> (path, the gate's ``settings`` with the options on top).
 
     An unknown option or a bad value is a ``ConfigError`` naming the option.
     """
@@ -41,7 +41,7 @@ def parse_spec(spec: str, kind: str, settings: type[S]) -> tuple[str, S]:
     except ValueError as exc:
         raise ConfigError(f"bad options in {spec!r}: use ?name=value&name=value") from exc
     try:
-        return path, settings(**(settings().model_dump() | options))
+        return path, type(settings)(**(settings.model_dump() | options))
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(part) for part in first["loc"])

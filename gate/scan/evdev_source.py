@@ -60,13 +60,14 @@ class EvdevSource(DeviceSource[int]):
 
     via = "evdev"
 
-    def __init__(self, path: str, settings: EvdevSettings | None = None) -> None:
-        self.settings = settings or EvdevSettings()
+    def __init__(self, path: str, settings: EvdevSettings) -> None:
+        self.settings = settings
         super().__init__(path, self.settings.reopen_seconds)
 
     @classmethod
-    def from_spec(cls, spec: str) -> EvdevSource:
-        return cls(*parse_spec(spec, KIND, EvdevSettings))
+    def from_spec(cls, spec: str, settings: EvdevSettings) -> EvdevSource:
+        """The source ``spec`` names; its options override ``settings`` (the gate's)."""
+        return cls(*parse_spec(spec, KIND, settings))
 
     def open(self) -> int:
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -53,13 +53,14 @@ class SerialSource(DeviceSource[serial.Serial]):
 
     via = "serial"
 
-    def __init__(self, path: str, settings: SerialSettings | None = None) -> None:
-        self.settings = settings or SerialSettings()
+    def __init__(self, path: str, settings: SerialSettings) -> None:
+        self.settings = settings
         super().__init__(path, self.settings.reopen_seconds)
 
     @classmethod
-    def from_spec(cls, spec: str) -> SerialSource:
-        return cls(*parse_spec(spec, KIND, SerialSettings))
+    def from_spec(cls, spec: str, settings: SerialSettings) -> SerialSource:
+        """The source ``spec`` names; its options override ``settings`` (the gate's)."""
+        return cls(*parse_spec(spec, KIND, settings))
 
     def open(self) -> serial.Serial:
         s = self.settings

@@ -145,12 +145,12 @@ def test_serial_options_from_the_spec_and_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("GATE_SERIAL_BYTESIZE", "8")
     monkeypatch.setenv("GATE_SERIAL_BAUD", "19200")
     path, s = parse_spec(
-        "serial:/dev/ttyUSB0?bytesize=7&stopbits=2&parity=E", "serial", SerialSettings
+        "serial:/dev/ttyUSB0?bytesize=7&stopbits=2&parity=E", "serial", SerialSettings()
     )
     assert (path, s.baud, s.bytesize, s.stopbits, s.parity) == ("/dev/ttyUSB0", 19200, 7, 2, "E")
     for bad in ("serial:/dev/x?stopbits=3", "serial:/dev/x?speed=9600", "serial:", "serial:/x?=&"):
         with pytest.raises(ConfigError):
-            parse_spec(bad, "serial", SerialSettings)
+            parse_spec(bad, "serial", SerialSettings())
 
 
 def test_stdin_from_a_file_a_terminal_and_dev_null(tmp_path: Path) -> None:

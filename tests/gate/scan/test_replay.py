@@ -42,7 +42,7 @@ async def _door_video(tmp_path: Path, count: int) -> tuple[RealGate, Path, list[
 async def test_video_with_n_tickets_yields_exactly_n_decisions(tmp_path: Path) -> None:
     gate, video, _ = await _door_video(tmp_path, 5)
     sink = Collected()
-    source = CameraSource(CameraSettings(source=str(video)))
+    source = CameraSource(CameraSettings(source=str(video)), gate.settings.scan)
     await GateApp(gate.settings, [source], [sink]).run()
 
     got = [(d.outcome, d.ticket_id, d.reason and d.reason.value) for d in sink.decisions]
@@ -67,7 +67,7 @@ async def test_a_held_code_in_an_image_folder_is_one_scan(tmp_path: Path) -> Non
         cv2.imwrite(str(folder / f"{i:04}.png"), shot.image)
     sink = Collected()
     settings = CameraSettings(source=str(folder), fps=30)
-    await GateApp(gate.settings, [CameraSource(settings)], [sink]).run()
+    await GateApp(gate.settings, [CameraSource(settings, gate.settings.scan)], [sink]).run()
     assert [d.outcome for d in sink.decisions] == ["admit"]
 
 

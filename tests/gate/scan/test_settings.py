@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic_settings import BaseSettings
 
+from gate.app import looks_like_camera
 from gate.camera.settings import CameraSettings
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.hooks import HookSettings
 from gate.scan.settings import ScanSettings
-from gate.scan.wiring import looks_like_camera
 
 CLASSES: list[type[BaseSettings]] = [CameraSettings, ScanSettings, DisplaySettings, HookSettings]
 
