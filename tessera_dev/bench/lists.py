@@ -32,6 +32,8 @@ import asyncpg
 import httpx
 import psutil
 
+from tessera_dev.bench.kit import AMQP_URL, cleanup_exchange
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get(
     "TESSERA_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
@@ -252,11 +254,15 @@ def main() -> None:
     url = PG_URL.rsplit("/", 1)[0] + "/" + name
     asyncio.run(setup_db(url))
     port = free_port()
+    exchange = f"tessera-bench-lists-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "SYNCD_DATABASE_URL": url,
         "SYNCD_PORT": str(port),
         "SYNCD_MASTER_KEY": "bench-master-key-0123456789abcdefghijkl",
+        # A private exchange, deleted below: never syncd's default names on a shared broker.
+        "SYNCD_AMQP_URL": AMQP_URL,
+        "SYNCD_AMQP_EXCHANGE": exchange,
         "SYNCD_LOG_LEVEL": os.environ.get("SYNCD_LOG_LEVEL", "WARNING"),
     }
     server = None
@@ -302,6 +308,7 @@ def main() -> None:
             server.terminate()
             server.wait(10)
         asyncio.run(drop_db(name))
+        asyncio.run(cleanup_exchange(exchange))
 
 
 if __name__ == "__main__":
