@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,8 @@ import asyncpg
 import httpx
 import psutil
 
-from tessera_dev.bench.kit import AMQP_URL, cleanup_exchange
+from tessera_dev.bench.kit import AMQP_URL, cleanup_exchange, free_port
+from tessera_dev.bench.servers import syncd
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get(
@@ -51,12 +51,6 @@ def write_csv(path: Path, rows: int, change_every: int = 0) -> None:
                 f"ORD-{i:08d},Holder Number {i},h{i}@example.org,GA,{zone},"
                 "2026-06-01T10:00:00,2026-06-03T23:00:00\n"
             )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def status_mb(pid: int, field: str) -> float:
@@ -175,18 +169,6 @@ async def drop_db(name: str) -> None:
     admin = await asyncpg.connect(PG_URL)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
-
-
-def syncd(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "syncd", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def push(client: httpx.Client, event_id: int, path: Path, complete: bool) -> tuple[dict, float]:
