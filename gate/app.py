@@ -7,7 +7,8 @@ camera path), each given its part of the settings (``settings.camera``, ``settin
 and the sinks: JSON lines, the hooks (``settings.hooks``) and the kiosk page
 (``settings.display``). Nothing below reads ``GATE_*`` again.
 
-Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> feedback sinks (the
+Order: store -> pipeline -> sync worker (when enrolled; ``app.sync``) -> peer mesh (GATE_PEER_PORT;
+``app.mesh``) -> feedback sinks (the
 kiosk page last, built only now: the pipeline and the sync worker's state are its backend) ->
 sources -> one pump task per source. A pump feeds its source's texts through the shared
 debouncer into the pipeline. The app runs until every source has ended (stdin at EOF) or
@@ -41,6 +42,7 @@ from gate.feedback.display_backend import PipelineBackend
 from gate.feedback.hooks import CommandHooks
 from gate.feedback.jsonlines import JsonLinesFeedback
 from gate.inputs import Source, StdinSource
+from gate.peer.mesh import PeerMesh
 from gate.scan.camera_input import CameraSource
 from gate.scan.debounce import Debouncer
 from gate.scan.evdev_source import EvdevSource
@@ -138,6 +140,7 @@ class GateApp:
         self._store: Store | None = None
         self._pipeline: Pipeline | None = None
         self.sync: SyncWorker | None = None
+        self.mesh: PeerMesh | None = None
 
     @property
     def store(self) -> Store:
@@ -164,6 +167,7 @@ class GateApp:
             check_zones(self.settings.zones, [e.zones for e in self._store.events.values()])
             self._pipeline = Pipeline(self._store, self.settings, self.sinks)
             await self._start_sync(stack)
+            await self._start_mesh(stack)
             self._pipeline.sinks += self._page()  # the page shows results and asks the pipeline
             for part in [*self._pipeline.sinks, *self.sources]:
                 if isinstance(part, Part):
@@ -182,6 +186,14 @@ class GateApp:
         await self.sync.start(self)
         stack.push_async_callback(self.sync.stop)
 
+    async def _start_mesh(self, stack: contextlib.AsyncExitStack) -> None:
+        """The peer mesh (GATE_PEER_PORT set): its server and followers never block a scan."""
+        if self.settings.peer.port is None:
+            return
+        self.mesh = PeerMesh(self.settings, self.store, self.sync)
+        await self.mesh.start(self)
+        stack.push_async_callback(self.mesh.stop)
+
     def _page(self) -> list[Feedback]:
         """The kiosk page, if asked for: the pipeline, the sync state, the first camera's
         preview and the gate's debouncer; required when it is the only scanner (kiosk)."""
@@ -198,10 +210,12 @@ class GateApp:
         return [page]
 
     def _page_backend(self) -> PipelineBackend:
-        sync = self.sync
+        sync, mesh = self.sync, self.mesh
+        peers = mesh.status if mesh is not None and mesh.off is None else None
         if sync is None:
-            return PipelineBackend(self.pipeline)
-        return PipelineBackend(self.pipeline, lambda: sync.status.online, sync.status.as_dict)
+            return PipelineBackend(self.pipeline, peers=peers)
+        online = lambda: sync.status.online  # noqa: E731
+        return PipelineBackend(self.pipeline, online, sync.status.as_dict, peers=peers)
 
     async def _pump_all(self) -> None:
         pumps = [asyncio.create_task(self._pump(s), name=f"pump-{s.via}") for s in self.sources]

@@ -15,6 +15,8 @@ from gate.checkin.decide import zone_mask
 from gate.checkin.decision import Decision
 from gate.checkin.messages import day_time
 from gate.checkin.pipeline import Pipeline
+from gate.peer import identity
+from gate.peer.mesh import read_status
 from gate.settings import GateSettings
 from gate.store.db import Store, writes_to
 from gate.store.importer import ImportResult
@@ -26,7 +28,7 @@ from gate.sync.client import SyncClient
 from gate.sync.credential import write_credential
 from gate.sync.status import format_sync, sync_summary
 from gate.sync.worker import fetch_snapshot
-from shared.ticket import public_key_from_b64
+from shared.ticket import public_key_from_b64, public_key_to_b64
 
 
 async def check_config(settings: GateSettings) -> dict[str, Any]:
@@ -108,6 +110,7 @@ async def status(settings: GateSettings) -> dict[str, Any]:
         row["scan_id"] = row["scan_id"].hex()
     data["gate_name"] = settings.gate_name
     data["sync"] = sync
+    data["peers"] = peer_summary(settings, time.time())
     data["database_bytes"] = sum(
         p.stat().st_size for p in settings.data_dir.glob(settings.db_path.name + "*")
     )
@@ -127,6 +130,7 @@ def format_status(s: dict[str, Any]) -> str:
         f"Journal:         {s['journal_size']:,} scans, {s['unsynced']:,} not yet synced",
         f"Database:        {s['database_bytes'] / 1e6:.1f} MB",
         *format_sync(s["sync"]),
+        *format_peers(s["peers"]),
         "Last decisions:",
     ]
     tz = s["events"][0]["timezone"] if s["events"] else "UTC"
@@ -137,6 +141,44 @@ def format_status(s: dict[str, Any]) -> str:
             f"  {row['reason'] or ''}  via {row['via']}"
         )
     return "\n".join(lines)
+
+
+def peer_summary(settings: GateSettings, now: float) -> dict[str, Any] | None:
+    """The running gate's mesh (``DATA_DIR/peers.json``), stale when it is older than 10 s."""
+    if settings.peer.port is None:
+        return None
+    mesh = read_status(settings.data_dir)
+    if mesh is None:
+        return {"enabled": False, "off": "the gate is not running", "peers": []}
+    mesh["stale"] = now - mesh.get("updated_at", 0) > 10
+    for link in mesh["peers"]:
+        heard = link.get("last_heard_at")
+        link["last_heard_age_s"] = now - heard if heard else None
+    return mesh
+
+
+def format_peers(mesh: dict[str, Any] | None) -> list[str]:
+    if mesh is None:
+        return []
+    if not mesh["enabled"]:
+        return [f"Peers:           off ({mesh['off']})"]
+    stale = "  (gate not running: last known)" if mesh.get("stale") else ""
+    lines = [
+        f"Peers:           {mesh['online']} of {len(mesh['peers'])} online, serving"
+        f" {len(mesh['followers'])}, at {', '.join(mesh['urls'])}{stale}"
+    ]
+    for link in mesh["peers"]:
+        name = f"{link['name']} (#{link['gate_id']})" if link["gate_id"] else link["url"]
+        heard = link["last_heard_age_s"]
+        lag = link["lag_ms"]
+        lines.append(
+            f"  {name:<24} {link['state'].upper():<9}"
+            + (f" heard {heard:.0f} s ago" if heard is not None else " never heard")
+            + (f", lag {lag:.0f} ms" if lag is not None else "")
+            + (f", {link['behind']} behind" if link["behind"] else "")
+            + (f"  {link['error']}" if link["error"] and link["state"] != "online" else "")
+        )
+    return lines
 
 
 def _dash(value: object) -> str:
@@ -221,14 +263,18 @@ async def enroll(
     store = await Store.open(settings.db_path)
     try:
         before = await read_sync_state(store)
+        peer_key = identity.new_key()
         async with SyncClient(server, timeout=settings.sync_timeout, transport=transport) as client:
-            enrolled = await client.enroll(code, device or socket.gethostname())
+            enrolled = await client.enroll(
+                code, device or socket.gethostname(), public_key_to_b64(peer_key.public_key())
+            )
         if before.gate_id not in (None, enrolled.gate_id):
             raise ValueError(
                 f"this database belongs to gate #{before.gate_id} ({before.gate_name}); its journal"
                 " cannot move to another gate: use a fresh GATE_DATA_DIR"
             )
         write_credential(settings.credential_path, enrolled.credential)
+        identity.write_key(settings.peer_key_path, peer_key)
         await save_enrolment(store, server, settings.credential_path, enrolled)
         async with SyncClient(
             server, enrolled.credential, timeout=settings.sync_timeout, transport=transport
@@ -244,4 +290,5 @@ async def enroll(
         "tickets": tickets,
         "credential_file": str(settings.credential_path),
         "skew_s": enrolled.server_time - time.time(),
+        "peer_certificate": enrolled.certificate is not None,
     }

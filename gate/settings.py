@@ -3,7 +3,8 @@
 Every field is documented with its variable in ``SETTINGS_HELP`` (shown by ``gate run --help``).
 
 ``GateSettings`` is composed: building it also builds every part's settings (``GATE_CAMERA_*``,
-``GATE_SCAN_*``, ``GATE_DISPLAY_*``, ``GATE_HOOK_*``, ``GATE_SERIAL_*``, ``GATE_EVDEV_*``;
+``GATE_SCAN_*``, ``GATE_DISPLAY_*``, ``GATE_HOOK_*``, ``GATE_SERIAL_*``, ``GATE_EVDEV_*``,
+``GATE_PEER_*``;
 ``settings.camera``, ``settings.part(CameraSettings)``), so a typo anywhere fails at start, not
 when a part first reads it. The composition root (``gate.app``) hands each part its own
 settings from this one object; nothing else reads them from the environment again.
@@ -29,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from gate.camera.settings import CameraSettings
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.hooks import HookSettings
+from gate.peer.settings import PeerSettings
 from gate.scan.evdev_source import EvdevSettings
 from gate.scan.serial_source import SerialSettings
 from gate.scan.settings import ScanSettings
@@ -45,6 +47,7 @@ PARTS: tuple[type[BaseSettings], ...] = (
     HookSettings,
     SerialSettings,
     EvdevSettings,
+    PeerSettings,
 )
 """The parts' settings classes a GateSettings builds (each with its own GATE_..._ prefix)."""
 MAX_ZONE_BIT = 15
@@ -185,6 +188,10 @@ class GateSettings(BaseSettings):
     def evdev(self) -> EvdevSettings:
         return self.part(EvdevSettings)
 
+    @property
+    def peer(self) -> PeerSettings:
+        return self.part(PeerSettings)
+
     @field_validator("zones", mode="before")
     @classmethod
     def _split_zones(cls, value: object) -> object:
@@ -212,6 +219,11 @@ class GateSettings(BaseSettings):
     @property
     def credential_path(self) -> Path:
         return self.credential_file or self.data_dir / "credential"
+
+    @property
+    def peer_key_path(self) -> Path:
+        """This gate's peer private key (mode 0600), beside the credential."""
+        return self.credential_path.with_name("peer.key")
 
     def initial_direction(self) -> Literal["in", "out"]:
         if self.mode == "entry":

@@ -10,6 +10,7 @@ a gate credential starts with ``tsg_`` and reaches only its own event's gate end
     GET  /api/v1/gate/changes    ?cursor=C&wait=S -> ChangesPage    long-poll up to S seconds
     GET  /api/v1/gate/snapshot   -> signed bundle (shared.bundle); header.cursor = feed position
     GET  /api/v1/gate/presence   -> PresencePage                    who is inside now
+    POST /api/v1/gate/peers      PeersReport    -> PeersPage        my LAN URLs -> the event's gates
 
 Push: a gate sends its journal in ``seq`` order, in batches; syncd stores each check-in once
 (unique on gate + seq; a different ``scan_id`` for a stored seq is a 409) and answers with the
@@ -36,6 +37,8 @@ PUSH_PATH = "/api/v1/gate/checkins"
 CHANGES_PATH = "/api/v1/gate/changes"
 SNAPSHOT_PATH = "/api/v1/gate/snapshot"
 PRESENCE_PATH = "/api/v1/gate/presence"
+PEERS_PATH = "/api/v1/gate/peers"
+MAX_PEER_URLS = 8
 GATE_CREDENTIAL_PREFIX = "tsg_"
 MAX_PUSH_BATCH = 1000
 MAX_WAIT_SECONDS = 30
@@ -83,6 +86,8 @@ class KeyInfo(_Answer):
 class EnrollRequest(_Model):
     code: str = Field(min_length=1, max_length=200)
     device: str = Field(default="", max_length=200)  # hostname or serial, for the organiser
+    # the gate's own peer key (raw 32-byte Ed25519 public key, base64url): syncd certifies it
+    peer_key: str | None = Field(default=None, min_length=43, max_length=43)
 
 
 class EnrollResponse(_Answer):
@@ -92,6 +97,7 @@ class EnrollResponse(_Answer):
     credential: str  # shown once; the gate stores it with file mode 0600
     keys: list[KeyInfo]
     server_time: float
+    certificate: str | None = None  # shared.peering certificate of peer_key (None: none sent)
 
 
 class CheckinIn(_Model):
@@ -156,14 +162,25 @@ class CheckinChange(_Answer):
     direction: Direction
     at: float  # scan time corrected to syncd's clock
     conflict: bool = False
+    seq: int | None = None  # the gate's journal seq (peers and the feed dedupe on gate + seq)
+
+
+class GateChange(_Answer):
+    """A gate of the event enrolled (with its peer certificate) or was revoked."""
+
+    gate_id: int
+    gate_name: str
+    certificate: str | None = None
+    revoked: bool = False
 
 
 class Change(_Answer):
     seq: int
-    kind: str  # ticket.added|reissued|updated|revoked|blocked|unblocked, key.*, checkin.in|out
+    kind: str  # ticket.added|reissued|..., key.*, checkin.in|out, gate.enrolled|revoked
     ticket: TicketChange | None = None
     key: KeyInfo | None = None
     checkin: CheckinChange | None = None
+    gate: GateChange | None = None
 
 
 class ChangesPage(_Answer):
@@ -176,3 +193,26 @@ class ChangesPage(_Answer):
 class PresencePage(_Answer):
     cursor: str  # feed position this presence reflects
     inside: list[CheckinChange] = []  # latest admission per ticket that is inside now
+
+
+class PeersReport(_Model):
+    """Where this gate's peer server answers on the venue LAN (None: leave them as they are)."""
+
+    urls: list[str] | None = Field(default=None, max_length=MAX_PEER_URLS)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str] | None) -> list[str] | None:
+        for url in value or []:
+            if not (url.startswith(("http://", "https://")) and 10 <= len(url) <= 200):
+                raise ValueError("each url is http(s)://host:port, at most 200 characters")
+            if not url.isascii() or any(c.isspace() for c in url):
+                raise ValueError("a url is ASCII without spaces")
+        return value
+
+
+class PeersPage(_Answer):
+    """The event's other enrolled (and revoked) gates, with their certificates and URLs."""
+
+    gates: list[GateChange] = []
+    urls: dict[str, list[str]] = {}  # gate_id -> the URLs that gate reported

@@ -90,6 +90,7 @@ ROUTES: tuple[Handler, ...] = (
     gate_sync.push,
     gate_sync.changes_page,
     gate_sync.presence,
+    gate_sync.peers,
     gate_sync.snapshot,
     stats.stats,
     stats.conflicts,

@@ -16,7 +16,8 @@ class PipelineBackend:
 
     ``online`` reports whether the sync worker reached syncd recently (False while there is no
     sync); ``sync`` (the worker's ``SyncStatus.as_dict``) adds sync_state (online, offline,
-    error, revoked ...), sync_error and last_sync_at. Counters come from
+    error, revoked ...), sync_error and last_sync_at; ``peers`` (the mesh's status) adds
+    peers_online and peers_known for the header. Counters come from
     ``gate.store.stats.read_stats`` (cheap read-only queries).
     """
 
@@ -25,10 +26,13 @@ class PipelineBackend:
         pipeline: Pipeline,
         online: Callable[[], bool] = lambda: False,
         sync: Callable[[], Mapping[str, Any]] | None = None,
+        *,
+        peers: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.online = online
         self.sync = sync
+        self.peers = peers
 
     async def status(self) -> Mapping[str, Any]:
         data: dict[str, Any] = {
@@ -46,6 +50,9 @@ class PipelineBackend:
             )
             if sync["last_pull_at"]:  # the list is as fresh as the last pull of the feed
                 data["list_age_s"] = max(0.0, time.time() - sync["last_pull_at"])
+        if self.peers is not None:
+            mesh = self.peers()
+            data.update(peers_online=mesh["online"], peers_known=len(mesh["peers"]))
         stats = await read_stats(self.pipeline.store, time.time(), last=0)
         data.setdefault("list_age_s", stats.list_age_seconds)
         data.update(

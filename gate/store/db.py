@@ -87,6 +87,26 @@ LEFT JOIN categories c ON c.category_id = t.category_id
 ORDER BY m.search"""
 
 
+class Pulse:
+    """A broadcast wake-up: every waiter wakes at the next ``fire()`` (an Event cleared by
+    one consumer would lose another's wake-up)."""
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[None] | None = None
+
+    def fire(self) -> None:
+        if self._next is not None and not self._next.done():
+            self._next.set_result(None)
+        self._next = None
+
+    async def wait(self, within: float) -> None:
+        """Until the next ``fire()`` or ``within`` seconds, whichever comes first."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._next), within)
+
+
 class StaleCacheError(Exception):
     """Another process changed keys or events; the cache is reloaded, verify the code again."""
 
@@ -134,6 +154,8 @@ class Store:
         self.events: dict[int, EventInfo] = {}
         self.appended = asyncio.Event()
         """Set after every journal append: wakes the sync worker's push at once."""
+        self.appends = Pulse()
+        """Fired after every journal append: wakes each peer this gate serves."""
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -263,6 +285,7 @@ class Store:
                 await self.refresh()
                 raise StaleCacheError
         self.appended.set()
+        self.appends.fire()
         return outcome
 
     async def record_scan(self, entry: JournalEntry) -> int:
@@ -273,6 +296,7 @@ class Store:
     async def _record(self, entry: JournalEntry) -> int:
         seq = await self._in_thread(lambda db: _insert(db, entry))
         self.appended.set()
+        self.appends.fire()
         return seq
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:

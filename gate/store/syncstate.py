@@ -2,7 +2,8 @@
 
 Everything here writes through ``Store.transaction()`` (one writer), so a page of changes, a
 presence page or an acknowledgement applies all or nothing. Other gates' check-ins move the
-entry state "newer wins" by this gate's clock: the feed carries syncd's clock, so their times
+entry state once per gate + seq (``gate.store.peers``: a peer may have delivered them first) and
+"newer wins" by this gate's clock: the feed carries syncd's clock, so their times
 are shifted back by the skew syncd measured for this gate (``local = at - skew``).
 """
 
@@ -18,8 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.store.db import _ENTER, _LEAVE, Store
 from gate.store.importer import ticket_insert
+from gate.store.peers import ADVANCE_MARK, event_keyring, put_gate
 from gate.store.records import STATUSES, JournalRow
 from gate.store.search import fold
+from shared.peering import unb64
 from shared.protocol import ChangesPage, CheckinChange, EnrollResponse, KeyInfo, TicketChange
 from shared.ticket import key_id, public_key_from_b64, public_raw
 
@@ -120,6 +123,8 @@ async def save_enrolment(
         )
         for key in enrolled.keys:
             await _put_key(conn, enrolled.event_id, key)
+        cert = unb64(enrolled.certificate, 400) if enrolled.certificate else None
+        await conn.execute("UPDATE sync_state SET peer_cert = ?", (cert,))
     await store.refresh()
 
 
@@ -145,6 +150,7 @@ async def apply_changes(store: Store, page: ChangesPage, *, now: float) -> int:
     state = await read_sync_state(store)
     if state.event_id is None:
         raise ChangeError("this gate is not enrolled in an event")
+    keyring = event_keyring(store, state.event_id)
     async with store.transaction() as conn:
         categories = await _categories(conn)
         added = 0
@@ -155,6 +161,8 @@ async def apply_changes(store: Store, page: ChangesPage, *, now: float) -> int:
                 await _put_key(conn, state.event_id, change.key)
             elif change.checkin is not None and change.checkin.gate_id != state.gate_id:
                 await _put_checkin(conn, state.event_id, change.checkin, state.skew)
+            elif change.gate is not None and change.gate.gate_id != state.gate_id:
+                await put_gate(conn, state.event_id, change.gate, keyring)
         if added:
             await conn.execute(
                 "UPDATE events SET ticket_count = ticket_count + ? WHERE event_id = ?",
@@ -241,5 +249,9 @@ async def _put_checkin(
 ) -> None:
     if c.ticket_id >= 2**63:
         raise ChangeError(f"ticket id {c.ticket_id} is out of range")
+    if c.seq is not None:  # the gate's own peers may have delivered it already
+        cursor = await conn.execute(ADVANCE_MARK, (c.gate_id, c.seq))
+        if cursor.rowcount == 0:
+            return
     sql = _ENTER if c.direction == "in" else _LEAVE
     await conn.execute(sql, (event_id, c.ticket_id, c.at - skew, c.gate_name))

@@ -29,12 +29,15 @@ from pydantic import BaseModel, ValidationError
 from shared.protocol import (
     CHANGES_PATH,
     ENROLL_PATH,
+    PEERS_PATH,
     PRESENCE_PATH,
     PUSH_PATH,
     SNAPSHOT_PATH,
     ChangesPage,
     EnrollRequest,
     EnrollResponse,
+    PeersPage,
+    PeersReport,
     PresencePage,
     PushRequest,
     PushResponse,
@@ -107,8 +110,10 @@ class SyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def enroll(self, code: str, device: str = "") -> EnrollResponse:
-        body = EnrollRequest(code=code, device=device).model_dump(mode="json")
+    async def enroll(
+        self, code: str, device: str = "", peer_key: str | None = None
+    ) -> EnrollResponse:
+        body = EnrollRequest(code=code, device=device, peer_key=peer_key).model_dump(mode="json")
         return await self._call("POST", ENROLL_PATH, EnrollResponse, json=body)
 
     async def push(self, request: PushRequest) -> PushResponse:
@@ -123,6 +128,11 @@ class SyncClient:
 
     async def presence(self) -> PresencePage:
         return await self._call("GET", PRESENCE_PATH, PresencePage)
+
+    async def peers(self, urls: list[str] | None = None) -> PeersPage:
+        """Report this gate's peer URLs (None: unchanged); the event's other gates."""
+        body = PeersReport(urls=urls).model_dump(mode="json")
+        return await self._call("POST", PEERS_PATH, PeersPage, json=body)
 
     async def probe(self, within: float) -> bool:
         """One cheap reachability check (GET /healthz, short timeout): did syncd answer 200?

@@ -37,6 +37,7 @@ from tenacity.wait import wait_random_exponential
 
 from gate.settings import GateSettings
 from gate.store.db import Store
+from gate.store.peers import save_peers
 from gate.store.records import JournalRow
 from gate.store.snapshot import import_snapshot
 from gate.store.syncstate import (
@@ -347,11 +348,21 @@ async def fetch_snapshot(store: Store, client: SyncClient, data_dir: Path) -> in
         partial.unlink(missing_ok=True)
     presence = await client.presence()
     await apply_presence(store, list(presence.inside))
+    await fetch_peers(store, client)
     log.info(
         "snapshot loaded",
         extra={"tickets": result.tickets, "seconds": round(result.seconds, 2), "cursor": cursor},
     )
     return result.tickets
+
+
+async def fetch_peers(store: Store, client: SyncClient, urls: list[str] | None = None) -> int:
+    """Report this gate's peer URLs (None: unchanged) and record the event's other gates."""
+    state = await read_sync_state(store)
+    page = await client.peers(urls)
+    if state.event_id is not None:
+        await save_peers(store, state.event_id, page)
+    return len(page.gates)
 
 
 def _checkin(row: JournalRow) -> CheckinIn:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from syncd.api.common import event_id_of, load_event, pool
 from syncd.api.queries import gate_admin as q
+from syncd.feed import append as feed_append
 from syncd.keys import SETTINGS
 from syncd.vault import hash_token
 from syncd.web.docs import PATH_PARAMS
@@ -96,16 +97,18 @@ async def list_gates(request: web.Request) -> web.Response:
 
 
 async def _update_gate(
-    request: web.Request, sets: str, *args: Any, active_only: bool = False
+    request: web.Request, sets: str, *args: Any, active_only: bool = False, feed: str = ""
 ) -> asyncpg.Record:
     """Update the path's gate; 404 if the event has no such gate. ``active_only``: a revoked
-    gate is left untouched and the answer is 409 (nothing is written for it)."""
+    gate is left untouched and the answer is 409 (nothing is written for it). ``feed``: a
+    ``gate.*`` change appended in the same transaction (peers learn it from the feed)."""
     await load_event(pool(request), request)
     gate_id = path_int(request, "gate_id", UINT64 >> 1)
     event_id = event_id_of(request)
-    row = await q.update_gate(
-        pool(request), gate_id, event_id, sets, *args, active_only=active_only
-    )
+    async with pool(request).acquire() as conn, conn.transaction():
+        row = await q.update_gate(conn, gate_id, event_id, sets, *args, active_only=active_only)
+        if row is not None and feed:
+            await feed_append.append_gate(conn, event_id, feed, gate_id)
     if row is not None:
         return row
     exists = await q.gate_exists(pool(request), gate_id, event_id)
@@ -145,6 +148,7 @@ async def revoke_gate(request: web.Request) -> web.Response:
     row = await _update_gate(
         request,
         "revoked_at = coalesce(revoked_at, now()), code_hash = NULL, credential_hash = NULL",
+        feed="revoked",
     )
     log.info("gate revoked", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
     return json_response(gate_json(row))

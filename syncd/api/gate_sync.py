@@ -13,23 +13,31 @@ import secrets
 import time
 from contextlib import suppress
 
+import asyncpg
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from shared.peering import PeerError, b64, make_certificate, unb64
 from shared.protocol import (
     CHANGES_PATH,
     ENROLL_PATH,
     GATE_CREDENTIAL_PREFIX,
     MAX_WAIT_SECONDS,
+    PEERS_PATH,
     PRESENCE_PATH,
     PUSH_PATH,
     SNAPSHOT_PATH,
     EnrollRequest,
     EnrollResponse,
+    GateChange,
+    PeersPage,
+    PeersReport,
     PushRequest,
     PushResponse,
 )
+from syncd import signing
 from syncd.api import bundle
-from syncd.api.common import pool
+from syncd.api.common import pool, vault
 from syncd.api.gate_admin import hash_code
 from syncd.api.queries import events as event_queries
 from syncd.api.queries import gate_sync as q
@@ -39,6 +47,7 @@ from syncd.checkins.pusher import (
     PushFailedError,
     PushRefusedError,
 )
+from syncd.feed import append as feed_append
 from syncd.feed import read as feed
 from syncd.keys import FEED_READS, NOTIFIER, PUSHER, SETTINGS
 from syncd.vault import hash_token
@@ -73,6 +82,7 @@ async def enroll(request: web.Request) -> web.Response:
         if row is None:
             raise ApiError(401, "bad_code", "enrolment code unknown, used or expired")
         keys = await q.gate_keys(conn, row["event_id"])
+        cert = await _certify(request, conn, row, body.peer_key)
     log.info("gate enrolled", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
     answer = EnrollResponse(
         gate_id=row["gate_id"],
@@ -81,8 +91,31 @@ async def enroll(request: web.Request) -> web.Response:
         credential=credential,
         server_time=time.time(),
         keys=[feed.key_info(k["kid"], k["public_key"], k["status"]) for k in keys],
+        certificate=b64(cert) if cert else None,
     )
     return json_response(answer.model_dump(mode="json"))
+
+
+async def _certify(
+    request: web.Request, conn: asyncpg.Connection, gate: asyncpg.Record, peer_key: str | None
+) -> bytes | None:
+    """Certify the gate's own peer key with the event's signing key (docs/design.md section 6)
+    and tell the event's gates through the feed; None when the gate sent no key (an older gate).
+    """
+    if peer_key is None:
+        return None
+    try:
+        raw = unb64(peer_key, 43)
+        public = Ed25519PublicKey.from_public_bytes(raw)
+    except (PeerError, ValueError):
+        raise ApiError(422, "invalid", "peer_key is not a base64url Ed25519 public key") from None
+    event_id = gate["event_id"]
+    kid = await signing.signer(conn, event_id)
+    private = (await signing.private_keys(conn, vault(request), event_id))[kid]
+    cert = make_certificate(private, event_id, gate["gate_id"], public, gate["name"])
+    await q.certify_gate(conn, gate["gate_id"], raw, cert)
+    await feed_append.append_gate(conn, event_id, "enrolled", gate["gate_id"])
+    return cert
 
 
 def _clock_warning(request: web.Request, gate: Principal, skew: float) -> str | None:
@@ -180,6 +213,37 @@ async def changes_page(request: web.Request) -> web.Response:
 )
 async def presence(request: web.Request) -> web.Response:
     page = await feed.presence(pool(request), _gate(request).event_id or 0)
+    return json_response(page.model_dump(mode="json"))
+
+
+@op(
+    "POST",
+    PEERS_PATH,
+    "Report where this gate's peer server answers; get the event's other gates (certificates,"
+    " URLs, revoked) for the venue LAN mesh.",
+    principals=GATE,
+    body=PeersReport,
+    tag="gate",
+)
+async def peers(request: web.Request) -> web.Response:
+    body = await read_model(request, PeersReport)
+    gate = _gate(request)
+    async with pool(request).acquire() as conn:
+        if body.urls is not None:
+            await q.report_urls(conn, gate.subject_id, body.urls)
+        rows = await q.event_peers(conn, gate.event_id or 0, gate.subject_id)
+    page = PeersPage(
+        gates=[
+            GateChange(
+                gate_id=r["gate_id"],
+                gate_name=r["name"],
+                certificate=b64(bytes(r["peer_cert"])) if r["peer_cert"] else None,
+                revoked=r["revoked"],
+            )
+            for r in rows
+        ],
+        urls={str(r["gate_id"]): list(r["peer_urls"]) for r in rows if not r["revoked"]},
+    )
     return json_response(page.model_dump(mode="json"))
 
 

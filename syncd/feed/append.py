@@ -3,7 +3,8 @@
 ``seq`` is gap-free and commit-ordered per event: ``reserve`` bumps ``events.change_seq`` and
 the row lock it takes is held until the writer commits, so a reader that has seen seq N will
 never later find a smaller one appearing. Bulk writers hold the event row lock and insert with
-``INSERT ... SELECT base + row_number()``. A feed row names what changed (ticket_id or kid);
+``INSERT ... SELECT base + row_number()``. A feed row names what changed (ticket_id, kid, or
+gate_id: with gate_seq a check-in, without one a gate enrolled or revoked);
 readers join ``tickets`` / ``signing_keys`` for the current state, so a row is small and a
 reader never acts on a stale copy.
 """
@@ -14,6 +15,7 @@ import asyncpg
 
 TICKET_KINDS = ("added", "reissued", "updated", "revoked", "blocked", "unblocked")
 KEY_KINDS = ("added", "retired")
+GATE_KINDS = ("enrolled", "revoked")
 
 
 async def reserve(conn: asyncpg.Connection, event_id: int, count: int) -> int:
@@ -56,4 +58,17 @@ async def append_key(conn: asyncpg.Connection, event_id: int, kind: str, kid: by
         base + 1,
         f"key.{kind}",
         kid,
+    )
+
+
+async def append_gate(conn: asyncpg.Connection, event_id: int, kind: str, gate_id: int) -> None:
+    """A gate enrolled (its peer certificate is new) or was revoked: peers learn it here."""
+    assert kind in GATE_KINDS
+    base = await reserve(conn, event_id, 1)
+    await conn.execute(
+        "INSERT INTO change_feed (event_id, seq, kind, gate_id) VALUES ($1, $2, $3, $4)",
+        event_id,
+        base + 1,
+        f"gate.{kind}",
+        gate_id,
     )

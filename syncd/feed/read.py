@@ -24,25 +24,35 @@ from dataclasses import dataclass
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.protocol import Change, CheckinChange, KeyInfo, PresencePage, TicketChange
+from shared.peering import b64
+from shared.protocol import (
+    Change,
+    CheckinChange,
+    GateChange,
+    KeyInfo,
+    PresencePage,
+    TicketChange,
+)
 from shared.ticket import public_key_to_b64
 
 _PAGE = """SELECT f.seq, f.kind, t.ticket_id, t.nonce, t.status, t.zone, t.category, t.holder,
        t.valid_from, t.valid_until,
        k.kid, k.public_key, k.status AS key_status,
        c.ticket_id AS c_ticket, c.gate_id AS c_gate, g.name AS gate_name, c.direction, c.at,
-       c.conflict
+       c.conflict, c.seq AS c_seq,
+       pg.gate_id AS p_gate, pg.name AS p_name, pg.peer_cert, pg.revoked_at IS NOT NULL AS p_revoked
 FROM change_feed f
 LEFT JOIN tickets t ON f.kind LIKE 'ticket.%' AND t.event_id = f.event_id
     AND t.ticket_id = f.ticket_id
 LEFT JOIN signing_keys k ON f.kid IS NOT NULL AND k.event_id = f.event_id AND k.kid = f.kid
 LEFT JOIN checkins c ON f.gate_id IS NOT NULL AND c.gate_id = f.gate_id AND c.seq = f.gate_seq
 LEFT JOIN gates g ON g.gate_id = c.gate_id
+LEFT JOIN gates pg ON f.kind LIKE 'gate.%' AND pg.gate_id = f.gate_id
 WHERE f.event_id = $1 AND f.seq > $2
 ORDER BY f.seq LIMIT $3"""
 
 _PRESENCE = """SELECT l.ticket_id AS c_ticket, l.gate_id AS c_gate, g.name AS gate_name,
-       l.direction, l.at, l.conflict
+       l.direction, l.at, l.conflict, NULL::bigint AS c_seq
 FROM (SELECT DISTINCT ON (ticket_id) ticket_id, gate_id, direction, at, conflict FROM checkins
       WHERE event_id = $1 AND outcome = 'admit' AND ticket_id IS NOT NULL
       ORDER BY ticket_id, at DESC, gate_id DESC, seq DESC) l
@@ -156,7 +166,19 @@ def _change(r: asyncpg.Record) -> Change:
         return Change(seq=r["seq"], kind=kind, key=_key(r))
     if kind.startswith("checkin.") and r["c_ticket"] is not None:
         return Change(seq=r["seq"], kind=kind, checkin=checkin_change(r))
+    if kind.startswith("gate.") and r["p_gate"] is not None:
+        return Change(seq=r["seq"], kind=kind, gate=gate_change(r))
     return Change(seq=r["seq"], kind=kind)
+
+
+def gate_change(r: asyncpg.Record) -> GateChange:
+    cert = r["peer_cert"]
+    return GateChange(
+        gate_id=r["p_gate"],
+        gate_name=r["p_name"],
+        certificate=b64(bytes(cert)) if cert is not None else None,
+        revoked=r["p_revoked"],
+    )
 
 
 def _ticket(r: asyncpg.Record) -> TicketChange:
@@ -191,6 +213,7 @@ def checkin_change(r: asyncpg.Record) -> CheckinChange:
         direction=r["direction"],
         at=r["at"],
         conflict=r["conflict"],
+        seq=r["c_seq"],
     )
 
 

@@ -87,6 +87,7 @@ class Gate:
     name: str
     data_dir: Path
     server: str
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     reader: threading.Thread | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -104,6 +105,7 @@ class Gate:
             "GATE_SYNC_BACKOFF_INITIAL": "0.2",
             "GATE_SYNC_BACKOFF_MAX": "1",
             "GATE_LOG_LEVEL": "WARNING",
+            **self.env,
         }
 
     def enroll(self, code: str) -> None:

@@ -46,6 +46,12 @@ function showStatus(s) {
   $("link").className = "pill " + (online ? "online" : "offline");
   $("link").title = s.sync_error || "";
   $("list-age").textContent = age(s.list_age_s);
+  const peers = $("peers");
+  peers.hidden = s.peers_known === undefined;
+  if (!peers.hidden) {
+    peers.textContent = `PEERS ${s.peers_online}/${s.peers_known}`;
+    peers.className = "pill " + (s.peers_online > 0 || s.peers_known === 0 ? "online" : "offline");
+  }
   $("direction").hidden = s.mode !== "both";
   $("direction").textContent = s.direction === "out" ? "EXIT" : "ENTRY";
   $("turn").hidden = s.mode !== "both";

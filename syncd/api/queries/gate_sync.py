@@ -1,4 +1,4 @@
-"""Statements the gate-facing handlers run themselves (enrolment). The push goes through
+"""Statements the gate-facing handlers run themselves (enrolment, peers). The push goes through
 ``syncd.checkins``, the feed and presence through ``syncd.feed``, the snapshot's event read is
 ``events.event_by_id``."""
 
@@ -12,6 +12,10 @@ _ENROLL = """UPDATE gates SET code_hash = NULL, code_expires_at = NULL, credenti
     device = $3, enrolled_at = now()
 WHERE code_hash = $1 AND code_expires_at > now() AND revoked_at IS NULL
 RETURNING gate_id, name, event_id"""
+_PEERS = """SELECT gate_id, name, peer_cert, peer_urls, revoked_at IS NOT NULL AS revoked
+FROM gates WHERE event_id = $1 AND gate_id <> $2
+    AND (enrolled_at IS NOT NULL OR revoked_at IS NOT NULL)
+ORDER BY gate_id"""
 
 
 async def enroll_gate(
@@ -29,3 +33,20 @@ async def gate_keys(conn: Conn, event_id: int) -> list[asyncpg.Record]:
         " ORDER BY created_at, kid",
         event_id,
     )
+
+
+async def certify_gate(conn: Conn, gate_id: int, peer_key: bytes, cert: bytes) -> None:
+    """Writes the gate's peer key and syncd's certificate of it (a new enrolment replaces both)."""
+    await conn.execute(
+        "UPDATE gates SET peer_key = $2, peer_cert = $3 WHERE gate_id = $1", gate_id, peer_key, cert
+    )
+
+
+async def report_urls(conn: Conn, gate_id: int, urls: list[str]) -> None:
+    """Writes where the gate's peer server answers on the venue LAN."""
+    await conn.execute("UPDATE gates SET peer_urls = $2 WHERE gate_id = $1", gate_id, urls)
+
+
+async def event_peers(conn: Conn, event_id: int, gate_id: int) -> list[asyncpg.Record]:
+    """Reads the event's other gates that enrolled (or were revoked), in gate_id order."""
+    return await conn.fetch(_PEERS, event_id, gate_id)

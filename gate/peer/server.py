@@ -1,0 +1,164 @@
+"""The peer server: serves this gate's own admissions to the event's other gates.
+
+One aiohttp WebSocket per follower (``/peer/v1/follow``, see ``gate.peer.messages``). Nothing
+is sent before the follower proved it holds a certified, unrevoked key of this event; then the
+server streams its admissions after the follower's mark, each signed with this gate's key, and a
+tick every heartbeat. Reads go through a read-only connection of their own, so a follower never
+queues behind or in front of a scan on the store's writer; a follower that does not take what
+is sent within the timeout is dropped. At most ``max_followers`` at once (503 beyond).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+import aiosqlite
+from aiohttp import WSCloseCode, web
+
+from gate.peer.messages import (
+    FOLLOW_PATH,
+    MAX_BATCH,
+    MAX_MESSAGE,
+    Admissions,
+    Challenge,
+    Follow,
+    Hello,
+    Item,
+    Tick,
+    Welcome,
+    expect,
+    send,
+)
+from gate.peer.settings import PeerSettings
+from gate.peer.trust import Trust, new_nonce, nonce_bytes
+from gate.store.db import Store
+from gate.store.peers import own_admissions
+from shared.peering import Admission, GateCertificate, PeerError
+
+log = logging.getLogger(__name__)
+
+
+class PeerServer:
+    def __init__(
+        self, store: Store, trust: Trust, settings: PeerSettings, skew: Callable[[], float]
+    ) -> None:
+        self.store = store
+        self.trust = trust
+        self.settings = settings
+        self._skew = skew
+        self.sessions: dict[int, web.WebSocketResponse] = {}
+        self.refused = 0  # handshakes that failed (for status and tests)
+        self._runner: web.AppRunner | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        self._reader = await aiosqlite.connect(f"file:{self.store.path}?mode=ro", uri=True)
+        app = web.Application(client_max_size=MAX_MESSAGE)
+        app.router.add_get(FOLLOW_PATH, self.follow)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        log.info("peer server listening", extra={"host": self.settings.host, "port": self.port})
+
+    async def stop(self) -> None:
+        for ws in list(self.sessions.values()):
+            await ws.close(code=WSCloseCode.GOING_AWAY)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._reader is not None:
+            await self._reader.close()
+
+    async def drop(self, gate_id: int) -> None:
+        """Close the session of a gate that was revoked meanwhile."""
+        ws = self.sessions.get(gate_id)
+        if ws is not None:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"revoked")
+
+    async def follow(self, request: web.Request) -> web.StreamResponse:
+        if len(self.sessions) >= self.settings.max_followers:
+            raise web.HTTPServiceUnavailable(text="too many peers")
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, autoping=True)
+        await ws.prepare(request)
+        peer: GateCertificate | None = None
+        try:
+            peer, after = await self._handshake(ws)
+            if peer.gate_id in self.sessions:  # a newer link from the same gate replaces it
+                await self.sessions[peer.gate_id].close(code=WSCloseCode.GOING_AWAY)
+            self.sessions[peer.gate_id] = ws
+            await _until_closed(ws, self._serve(ws, peer, after))
+        except (PeerError, TimeoutError) as exc:
+            self.refused += peer is None
+            log.info("peer session ended: %s", exc, extra={"peer": request.remote})
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            if peer is not None and self.sessions.get(peer.gate_id) is ws:
+                del self.sessions[peer.gate_id]
+            with contextlib.suppress(Exception):
+                await ws.close()
+        return ws
+
+    async def _handshake(self, ws: web.WebSocketResponse) -> tuple[GateCertificate, int]:
+        timeout = self.settings.timeout
+        mine = new_nonce()
+        await send(ws, Challenge(cert=self.trust.me.cert.text, nonce=mine.hex()), timeout)
+        hello = await expect(ws, Hello, timeout)
+        peer = self.trust.check(hello.cert)
+        theirs = nonce_bytes(hello.nonce)
+        self.trust.check_proof(peer, "follower", hello.sig, theirs, mine)
+        proof = self.trust.prove("server", peer.gate_id, theirs, mine)
+        await send(ws, Welcome(sig=proof), timeout)
+        follow = await expect(ws, Follow, timeout)
+        return peer, follow.after
+
+    async def _serve(self, ws: web.WebSocketResponse, peer: GateCertificate, after: int) -> None:
+        me, timeout = self.trust.me, self.settings.timeout
+        assert self._reader is not None
+        while not ws.closed:
+            if self.trust.revoked(peer.gate_id):
+                raise PeerError(f"gate #{peer.gate_id} was revoked")
+            rows = await own_admissions(self._reader, me.event_id, after, MAX_BATCH)
+            if rows:
+                skew = self._skew()
+                items = [self._item(seq, t, d, at, skew) for seq, t, d, at in rows]
+                await send(ws, Admissions(items=items), timeout)
+                after = rows[-1][0]
+                continue
+            await send(ws, Tick(head=after, at=time.time()), timeout)
+            await self.store.appends.wait(self.settings.heartbeat)
+
+    def _item(self, seq: int, ticket: int, direction: str, at: float, skew: float) -> Item:
+        me = self.trust.me
+        way: Literal["in", "out"] = "in" if direction == "in" else "out"
+        signed = Admission(me.event_id, me.gate_id, seq, ticket, way, at, skew).sign(me.key)
+        return Item(seq=seq, ticket=ticket, dir=way, at=at, skew=skew, sig=signed)
+
+
+async def _until_closed(ws: web.WebSocketResponse, serving: Coroutine[Any, Any, None]) -> None:
+    """Serve until the follower closes (its close frame is read here) or serving ends."""
+    sender = asyncio.ensure_future(serving)
+    reader = asyncio.ensure_future(_drain(ws))
+    try:
+        done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in (sender, reader):
+            task.cancel()
+        await asyncio.gather(sender, reader, return_exceptions=True)
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """A follower sends nothing after Follow: anything it sends is ignored, its close ends."""
+    async for _ in ws:
+        pass
