@@ -85,8 +85,10 @@ Socket = web.WebSocketResponse | ClientWebSocketResponse
 async def receive(ws: Socket, within: float) -> dict[str, object]:
     """One JSON object from the socket within ``within`` seconds, or PeerError."""
     msg = await ws.receive(within)
+    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        raise ConnectionResetError("the peer closed the connection")
     if msg.type != WSMsgType.TEXT or len(msg.data) > MAX_MESSAGE:
-        raise PeerError(f"peer sent {msg.type.name} instead of a message, or closed")
+        raise PeerError(f"peer sent a {msg.type.name} frame instead of a message")
     try:
         data = json.loads(msg.data)
     except ValueError as exc:

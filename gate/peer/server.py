@@ -127,6 +127,7 @@ class PeerServer:
         while not ws.closed:
             if self.trust.revoked(peer.gate_id):
                 raise PeerError(f"gate #{peer.gate_id} was revoked")
+            seen = self.store.appends.count
             rows = await own_admissions(self._reader, me.event_id, after, MAX_BATCH)
             if rows:
                 skew = self._skew()
@@ -135,7 +136,7 @@ class PeerServer:
                 after = rows[-1][0]
                 continue
             await send(ws, Tick(head=after, at=time.time()), timeout)
-            await self.store.appends.wait(self.settings.heartbeat)
+            await self.store.appends.wait(seen, self.settings.heartbeat)
 
     def _item(self, seq: int, ticket: int, direction: str, at: float, skew: float) -> Item:
         me = self.trust.me

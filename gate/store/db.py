@@ -89,18 +89,23 @@ ORDER BY m.search"""
 
 class Pulse:
     """A broadcast wake-up: every waiter wakes at the next ``fire()`` (an Event cleared by
-    one consumer would lose another's wake-up)."""
+    one consumer would lose another's wake-up). ``count`` read before a look lets ``wait``
+    return at once for a fire that came during the look."""
 
     def __init__(self) -> None:
         self._next: asyncio.Future[None] | None = None
+        self.count = 0
 
     def fire(self) -> None:
+        self.count += 1
         if self._next is not None and not self._next.done():
             self._next.set_result(None)
         self._next = None
 
-    async def wait(self, within: float) -> None:
-        """Until the next ``fire()`` or ``within`` seconds, whichever comes first."""
+    async def wait(self, seen: int, within: float) -> None:
+        """Until a ``fire()`` after ``count`` was ``seen``, or ``within`` seconds."""
+        if self.count != seen:
+            return
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         with suppress(TimeoutError):

@@ -64,7 +64,9 @@ async def append_key(conn: asyncpg.Connection, event_id: int, kind: str, kid: by
 async def append_gate(conn: asyncpg.Connection, event_id: int, kind: str, gate_id: int) -> None:
     """A gate enrolled (its peer certificate is new) or was revoked: peers learn it here."""
     assert kind in GATE_KINDS
-    base = await reserve(conn, event_id, 1)
+    await conn.execute("SELECT set_config('tessera.feed_writer', 'gates', true)")
+    base = await reserve(conn, event_id, 1)  # no tickets.updated for it (0006_peers.sql)
+    await conn.execute("SELECT set_config('tessera.feed_writer', '', true)")
     await conn.execute(
         "INSERT INTO change_feed (event_id, seq, kind, gate_id) VALUES ($1, $2, $3, $4)",
         event_id,

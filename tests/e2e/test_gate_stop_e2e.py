@@ -19,8 +19,8 @@ import time
 from playwright.async_api import Browser, expect
 
 from gate.feedback.staff import hash_pin
+from tests.e2e.event_stack import Stack, stack
 from tests.e2e.stack import Gate, eventually
-from tests.e2e.test_sync_e2e import Stack, stack
 from tests.gate.feedback.conftest import browser, unlock
 from tests.gate.feedback.test_wedge import free_port, scan, wait_for_page
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera_dev.netproxy import TcpProxy, _free_port
-from tests.e2e.conftest import Stack
+from tests.e2e.event_stack import Stack
 from tests.e2e.stack import Gate, eventually
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from tests.e2e.conftest import Stack, drain_queue
+from tests.e2e.event_stack import Stack, drain_queue
 from tests.e2e.stack import Gate, eventually
 
 
 def _feed_seq(stack: Stack, gate_name: str) -> int:
     rows = stack.sql(
         "SELECT max(f.seq) AS s FROM change_feed f JOIN gates g ON g.gate_id = f.gate_id"
-        " WHERE g.name = $1",
+        " WHERE g.name = $1 AND f.gate_seq IS NOT NULL",  # its check-ins, not gate.* changes
         gate_name,
     )
     return int(rows[0]["s"] or 0)

@@ -23,6 +23,7 @@ QUICK = [
     ("bench_lists", [], "push 3: complete"),
     ("bench_relay", [], "duplicates 0"),
     ("bench_sync", [], "fan-out messages:"),
+    ("bench_mesh", [], "propagation ms"),
 ]
 
 

@@ -188,7 +188,7 @@ async def test_a_revoked_credential_stops_sync_cleanly_and_scanning_goes_on(
         await gate.worker.run()  # returns: no crash loop
         assert gate.worker.status.state == "revoked"
         assert gate.worker.status.last_error == REVOKED
-        assert len(fake.requests) <= 3 + 2  # enrolment's three, then one push and one pull
+        assert len(fake.requests) <= 4 + 2  # enrolment's four, then one push and one pull
         assert (await gate.pipeline.process(code(2, 22))).admitted
         summary = await sync_summary(gate.store, gate.settings, SAT_18)
         assert summary["state"] == "revoked" and summary["backlog"] == 2

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
+from tests.e2e.event_stack import Stack, stack  # noqa: F401  (the fixture)
 from tests.e2e.stack import Gate, eventually
-from tests.e2e.test_sync_e2e import Stack, stack  # noqa: F401  (the fixture)
 from tests.gate.scan.rungate import RunningGate
 
 SYNC = {
