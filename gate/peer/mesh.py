@@ -116,11 +116,14 @@ class PeerMesh:
 
     async def _supervise(self) -> None:
         last_report = float("-inf")
+        reporting: asyncio.Task[None] | None = None
         while True:
             assert self.trust is not None and self.server is not None
-            if self.sync is not None and time.monotonic() - last_report >= self.peer.refresh:
+            due = time.monotonic() - last_report >= self.peer.refresh
+            if self.sync is not None and due and (reporting is None or reporting.done()):
                 last_report = time.monotonic()
-                await self._report()
+                reporting = asyncio.create_task(self._report(), name="peer-report")
+                self._tasks["report"] = reporting
             await self.trust.refresh()
             self._skew = (await read_sync_state(self.store)).skew
             for gate_id in [g for g in self._owners if self.trust.revoked(g)]:

@@ -5,7 +5,8 @@ is sent before the follower proved it holds a certified, unrevoked key of this e
 server streams its admissions after the follower's mark, each signed with this gate's key, and a
 tick every heartbeat. Reads go through a read-only connection of their own, so a follower never
 queues behind or in front of a scan on the store's writer; a follower that does not take what
-is sent within the timeout is dropped. At most ``max_followers`` at once (503 beyond).
+is sent within the timeout is dropped. At most ``max_followers`` proven followers at once, and
+as many unproven connections, each given ``timeout`` seconds per handshake step (503 beyond).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class PeerServer:
         self._skew = skew
         self.sessions: dict[int, web.WebSocketResponse] = {}
         self.refused = 0  # handshakes that failed (for status and tests)
+        self._handshakes = 0  # connections not proven yet (bounded like the sessions)
         self._runner: web.AppRunner | None = None
         self._reader: aiosqlite.Connection | None = None
         self.port: int | None = None
@@ -85,13 +87,18 @@ class PeerServer:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"revoked")
 
     async def follow(self, request: web.Request) -> web.StreamResponse:
-        if len(self.sessions) >= self.settings.max_followers:
+        limit = self.settings.max_followers
+        if len(self.sessions) >= limit or self._handshakes >= limit:
             raise web.HTTPServiceUnavailable(text="too many peers")
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, autoping=True)
         await ws.prepare(request)
         peer: GateCertificate | None = None
         try:
-            peer, after = await self._handshake(ws)
+            self._handshakes += 1
+            try:
+                peer, after = await self._handshake(ws)
+            finally:
+                self._handshakes -= 1
             if peer.gate_id in self.sessions:  # a newer link from the same gate replaces it
                 await self.sessions[peer.gate_id].close(code=WSCloseCode.GOING_AWAY)
             self.sessions[peer.gate_id] = ws

@@ -206,3 +206,33 @@ async def test_a_follower_applies_nothing_a_forger_sends(tmp_path: Path, forgery
     finally:
         await runner.cleanup()
         await b.store.close()
+
+
+async def test_a_gate_revoked_while_following_is_cut_off(
+    served: tuple[Peer, PeerServer, str], tmp_path: Path
+) -> None:
+    """B follows A and has A's admission; syncd then revokes B (A learns it from the feed): A
+    closes B's session and refuses it from then on."""
+    a, server, url = served
+    b = await _gate(tmp_path, 2, "B")
+    follower = Follower(url, b.store, b.trust, _settings(), lambda g, f: True, lambda: 0.0)
+    async with aiohttp.ClientSession() as http:
+        task = asyncio.create_task(follower.run(http))
+        try:
+            for _ in range(50):
+                if await mark_of(b.store, 1) == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert follower.link.state == "online" and server.sessions.keys() == {2}
+            async with a.store.transaction() as conn:
+                await put_gate(conn, EVENT, GateChange(gate_id=2, gate_name="B", revoked=True), {})
+            await a.trust.refresh()
+            for _ in range(50):
+                if not server.sessions and server.refused:
+                    break
+                await asyncio.sleep(0.1)
+            assert server.sessions == {} and server.refused >= 1  # cut, then refused again
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await b.store.close()
