@@ -8,7 +8,10 @@ and uplink are both cut admit the same ticket; after healing syncd flags exactly
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,12 @@ def test_three_gates_refuse_a_double_with_syncd_stopped(stack: Stack) -> None:
         assert refused["decision"] == "deny", refused
         assert refused["reason"] == "already_inside" and "at A" in refused["message"]
     assert [row["state"] for row in _peers(a)["peers"]] == ["online", "online"]  # not itself
+    status = subprocess.run(
+        [sys.executable, "-m", "gate", "status"], env=a._env(), capture_output=True, text=True
+    )
+    assert status.returncode == 0, status.stderr
+    assert "Peers:           2 of 2 online" in status.stdout
+    assert re.search(r"B \(#\d+\)\s+ONLINE\s+heard \d+ s ago", status.stdout), status.stdout
     # syncd comes back: A's admission arrives at C again through the feed, and moves nothing.
     stack.syncd.start()
     eventually(lambda: _cursor_at_head(stack, c), "C applied the feed")
@@ -94,9 +103,10 @@ def _cursor_at_head(stack: Stack, gate: Gate) -> bool:
 
 def test_split_lan_and_uplink_ends_in_exactly_one_conflict(stack: Stack, tmp_path: Path) -> None:
     port_a, port_b = _free_port(), _free_port()
-    with TcpProxy("127.0.0.1", port_a, _free_port()) as to_a, TcpProxy(
-        "127.0.0.1", port_b, _free_port()
-    ) as to_b:
+    with (
+        TcpProxy("127.0.0.1", port_a, _free_port()) as to_a,
+        TcpProxy("127.0.0.1", port_b, _free_port()) as to_b,
+    ):
         url_a, url_b = f"http://127.0.0.1:{to_a.port}", f"http://127.0.0.1:{to_b.port}"
         # each gate is reached only through its proxy, also when syncd tells the other its URL
         a = stack.gate("A", **_mesh_env(port_a, [url_b], GATE_PEER_ADVERTISE=url_a))
