@@ -28,7 +28,7 @@ cursor. Check-ins in the feed carry scan times already corrected to syncd's cloc
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -83,9 +83,12 @@ class KeyInfo(_Answer):
     status: Literal["active", "retired"] = "active"
 
 
+_NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold NUL (syncd answers 422 for any)
+
+
 class EnrollRequest(_Model):
-    code: str = Field(min_length=1, max_length=200)
-    device: str = Field(default="", max_length=200)  # hostname or serial, for the organiser
+    code: str = Field(min_length=1, max_length=200, pattern=_NO_NUL)
+    device: str = Field(default="", max_length=200, pattern=_NO_NUL)  # hostname or serial
     # the gate's own peer key (raw 32-byte Ed25519 public key, base64url): syncd certifies it
     peer_key: str | None = Field(default=None, min_length=43, max_length=43)
 
@@ -195,20 +198,14 @@ class PresencePage(_Answer):
     inside: list[CheckinChange] = []  # latest admission per ticket that is inside now
 
 
+PeerUrl = Annotated[str, Field(pattern=r"^https?://[!-~]{3,192}$", max_length=200)]
+"""http(s)://host:port as peers reach it: printable ASCII without spaces, at most 200."""
+
+
 class PeersReport(_Model):
     """Where this gate's peer server answers on the venue LAN (None: leave them as they are)."""
 
-    urls: list[str] | None = Field(default=None, max_length=MAX_PEER_URLS)
-
-    @field_validator("urls")
-    @classmethod
-    def _urls(cls, value: list[str] | None) -> list[str] | None:
-        for url in value or []:
-            if not (url.startswith(("http://", "https://")) and 10 <= len(url) <= 200):
-                raise ValueError("each url is http(s)://host:port, at most 200 characters")
-            if not url.isascii() or any(c.isspace() for c in url):
-                raise ValueError("a url is ASCII without spaces")
-        return value
+    urls: list[PeerUrl] | None = Field(default=None, max_length=MAX_PEER_URLS)
 
 
 class PeersPage(_Answer):
