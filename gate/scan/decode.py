@@ -109,11 +109,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 def decode_frame(image: np.ndarray, decoder: QrDecoder, settings: ScanSettings) -> list[str]:
     """Texts of the distinct QR codes in ``image``, left to right (empty list if none).
 
-    zxing-cpp reads the frame once, searching its own downscaled copies too (exactly what a raw
-    ``zxingcpp.read_barcodes`` does, so it never reads less); with ``settings.escalate`` a code
-    it located but could not read is then tried harder (``gate.scan.escalate``); a frame where
-    nothing was located costs nothing more. zbar reads a downscaled copy first
-    (``downscale_width``), then the full frame (``full_frame``)."""
+    Both decoders read a downscaled copy first (``downscale_width``: cheap, and it finds most
+    codes held near the camera), then the full frame (``full_frame``). zxing-cpp's full-frame
+    read also searches its own downscaled copies (what a raw ``zxingcpp.read_barcodes`` does,
+    so the gate never reads less than zxing-cpp alone); with ``settings.escalate``, a code it
+    located but could not read in either pass is then tried harder (``gate.scan.escalate``). A
+    frame where nothing was located costs nothing more."""
     gray = to_gray(image)
     if isinstance(decoder, ZxingDecoder):
         return _zxing_frame(gray, decoder, settings)
@@ -129,11 +130,25 @@ def decode_frame(image: np.ndarray, decoder: QrDecoder, settings: ScanSettings) 
 
 
 def _zxing_frame(gray: np.ndarray, decoder: ZxingDecoder, settings: ScanSettings) -> list[str]:
-    codes, misses = decoder.read_all(gray, downscale=True)
-    if not codes and misses and settings.escalate:
+    misses: list[Detection] = []
+    width = gray.shape[1]
+    downscaled = width > settings.downscale_width * 1.25
+    if downscaled:
+        scale = settings.downscale_width / width
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        codes, missed = decoder.read_all(small)
+        if codes:
+            return _distinct(codes)
+        misses = [m.scaled(1 / scale) for m in missed]
+    if settings.full_frame or not downscaled:
+        codes, missed = decoder.read_all(gray, downscale=True)
+        if codes:
+            return _distinct(codes)
+        misses = missed + misses  # full-resolution corners are the better ones
+    if misses and settings.escalate:
         text = rescue(gray, misses)
         return [text] if text is not None else []
-    return _distinct(codes)
+    return []
 
 
 def _distinct(codes: list[Code]) -> list[str]:

@@ -16,14 +16,9 @@ class ScanSettings(BaseSettings):
 
     decoder: Literal["zxing", "zbar"] = Field(default="zxing", description="QR decoder library.")
     downscale_width: int = Field(
-        default=640,
-        ge=160,
-        description="zbar: try a frame this wide first; full frame if nothing found (zxing-cpp "
-        "reads the full frame and its own downscaled copies in one call).",
+        default=640, ge=160, description="Try a frame this wide first; full frame if nothing found."
     )
-    full_frame: bool = Field(
-        default=True, description="zbar: fall back to the full-resolution frame."
-    )
+    full_frame: bool = Field(default=True, description="Fall back to the full-resolution frame.")
     try_invert: bool = Field(default=True, description="Also read light-on-dark codes.")
     escalate: bool = Field(
         default=True,
