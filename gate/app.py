@@ -237,9 +237,12 @@ class GateApp:
             await asyncio.gather(*pumps, stopper, return_exceptions=True)
 
     async def _pump(self, source: Source) -> None:
+        camera = source if isinstance(source, CameraSource) else None
         async for text in source.texts():
             if self.debouncer.accept(text):
-                await _uncut(self.pipeline.process(text, via=source.via))
+                frame = camera.last_frame if camera is not None else None
+                captured = frame.captured_ns if frame is not None else None
+                await _uncut(self.pipeline.process(text, via=source.via, captured_ns=captured))
 
 
 async def _uncut(work: Coroutine[Any, Any, Any]) -> None:

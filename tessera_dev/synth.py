@@ -40,6 +40,13 @@ class Condition:
     light: float = 1.0  # brightness factor
     invert: bool = False  # light-on-dark code (phone dark mode)
     moderate: bool = True  # within the >= 99 % decode-rate target
+    moire: float = 0.0  # depth of a screen's interference pattern over the code (0..1)
+    spots: int = 0  # small saturated glare spots on the code (lamps on glossy paper or glass)
+    cracks: int = 0  # cracks across a phone screen
+    curve: float = 0.0  # paper bent around a vertical axis: bulge as a fraction of the width
+    motion: float = 0.0  # motion blur length in code modules (a hand moving the ticket)
+    hard: bool = False  # in the hard set (bench_scan --hard): raw decoders miss some
+    t2: bool = False  # a T2-sized code (QR version 10) instead of T1 (version 6)
 
     def at(self, **changes: object) -> Condition:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -61,6 +68,24 @@ CONDITIONS: tuple[Condition, ...] = (
         "harsh", tilt=0.3, rotation=20, blur=0.3, noise=10, light=0.45, glare=80, moderate=False
     ),
 )
+
+HARD: tuple[Condition, ...] = tuple(
+    c.at(moderate=False, hard=True)
+    for c in (
+        Condition("moire", medium="screen", moire=0.9, size=0.3),
+        Condition("glare_spots", spots=8, glare=230, size=0.35),
+        Condition("cracked", medium="screen", cracks=6, size=0.3),
+        Condition("curved", curve=0.016, size=0.45),
+        Condition("motion_blur", motion=2.0, size=0.4),
+        Condition("dim", light=0.09, noise=7, size=0.35),
+        Condition("steep", tilt=0.62, rotation=35, size=0.4),
+        Condition("tiny", size=0.085, noise=4),
+        Condition("dark_moire", medium="screen", invert=True, moire=0.95, size=0.3),
+        Condition("t2_screen_glare", medium="screen", t2=True, spots=10, glare=240, size=0.4),
+        Condition("t2_paper_curved", t2=True, curve=0.02, size=0.5),
+    )
+)
+"""Conditions chosen so raw zxing-cpp misses a share of frames (bench_scan --hard)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -95,6 +120,8 @@ def _card(text: str, cond: Condition) -> tuple[np.ndarray, float]:
         x0 = (card.shape[1] - side) // 2
         card[y0 : y0 + side, x0 : x0 + side] = code
         bezel = cv2.copyMakeBorder(card, 24, 24, 16, 16, cv2.BORDER_CONSTANT, value=(15, 15, 15))
+        if cond.cracks:
+            _crack(bezel, cond.cracks, seed=side)
         return bezel, side / bezel.shape[0]
     card = np.full((int(side * 1.45), int(side * 1.1), 3), (235, 240, 242), np.uint8)
     x0 = (card.shape[1] - side) // 2
@@ -102,7 +129,45 @@ def _card(text: str, cond: Condition) -> tuple[np.ndarray, float]:
     for row in range(3):
         y = side + 25 + row * 28
         cv2.rectangle(card, (x0, y), (x0 + side * (3 - row) // 4, y + 12), (60, 60, 60), -1)
+    if cond.curve:
+        card = _bend(card, cond.curve)
     return card, side / card.shape[0]
+
+
+def _crack(card: np.ndarray, count: int, seed: int) -> None:
+    """Cracks across a screen: jagged bright lines with a dark edge, from an impact point."""
+    rng = np.random.default_rng(seed + count)
+    h, w = card.shape[:2]
+    origin = np.array([w * rng.uniform(0.3, 0.7), h * rng.uniform(0.35, 0.65)])
+    for _ in range(count):
+        angle = rng.uniform(0, 2 * math.pi)
+        point = origin.copy()
+        for _ in range(6):
+            angle += rng.uniform(-0.4, 0.4)
+            step = rng.uniform(0.05, 0.15) * max(h, w)
+            nxt = point + step * np.array([math.cos(angle), math.sin(angle)])
+            a, b = tuple(int(v) for v in point), tuple(int(v) for v in nxt)
+            cv2.line(card, a, b, (20, 20, 20), 3, cv2.LINE_AA)
+            cv2.line(card, a, b, (235, 235, 235), 1, cv2.LINE_AA)
+            point = nxt
+
+
+def _bend(card: np.ndarray, bulge: float) -> np.ndarray:
+    """Paper bent around a vertical axis, seen from below: rows bow (the middle rises) and the
+    edges, turning away, are foreshortened."""
+    h, w = card.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    u = (xs - w / 2) / (w / 2)  # -1 .. 1
+    map_y = ys + bulge * h * (u**2 - 0.5)
+    map_x = w / 2 + (w / 2) * np.sign(u) * np.abs(u) ** (1 + bulge * 3)
+    return cv2.remap(
+        card,
+        map_x.astype(np.float32),
+        map_y.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(235, 240, 242),
+    )
 
 
 def background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -170,16 +235,40 @@ def render_frame(
             flags=cv2.INTER_LINEAR,
         )
         module_px = cond.size * height / qr_modules(text).shape[0]
-        if cond.glare:
+        if cond.moire:
+            frame = _moire(frame, quad, cond.moire, module_px)
+        if cond.spots:
+            for _ in range(cond.spots):
+                frame = _glare(frame, quad, cond.glare or 200, rng, radius=0.06)
+        elif cond.glare:
             frame = _glare(frame, quad, cond.glare, rng)
     return _degrade(frame, cond, module_px, rng)
 
 
+def _moire(frame: np.ndarray, quad: np.ndarray, depth: float, module_px: float) -> np.ndarray:
+    """A screen's interference pattern: two close spatial frequencies beating over the code."""
+    h, w = frame.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    period = max(2.2, module_px * 0.9)
+    wave = np.sin(2 * math.pi * (xs * 0.96 + ys * 0.28) / period) * np.sin(
+        2 * math.pi * (ys * 1.03 - xs * 0.21) / period
+    )
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, quad.astype(np.int32), 1)
+    factor = 1 - depth * 0.5 * (1 + wave) * mask
+    return (frame * factor[..., None]).clip(0, 255).astype(np.uint8)
+
+
 def _glare(
-    frame: np.ndarray, quad: np.ndarray, peak: float, rng: np.random.Generator
+    frame: np.ndarray,
+    quad: np.ndarray,
+    peak: float,
+    rng: np.random.Generator,
+    radius: float = 0.18,
 ) -> np.ndarray:
-    cx, cy = quad.mean(axis=0) + rng.uniform(-0.15, 0.15, 2) * np.ptp(quad, axis=0)
-    radius = float(np.ptp(quad[:, 0]) * 0.18)
+    spread = 0.15 if radius >= 0.18 else 0.4
+    cx, cy = quad.mean(axis=0) + rng.uniform(-spread, spread, 2) * np.ptp(quad, axis=0)
+    radius = float(np.ptp(quad[:, 0]) * radius)
     ys, xs = np.ogrid[0 : frame.shape[0], 0 : frame.shape[1]]
     blob = peak * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * radius**2))
     return (frame + blob[..., None]).clip(0, 255).astype(np.uint8)
@@ -190,6 +279,13 @@ def _degrade(
 ) -> np.ndarray:
     if cond.blur and module_px:
         frame = cv2.GaussianBlur(frame, (0, 0), sigmaX=cond.blur * module_px)
+    if cond.motion and module_px:
+        length = max(3, int(cond.motion * module_px) | 1)
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2, :] = 1.0 / length
+        rotate = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), 20, 1.0)
+        kernel = cv2.warpAffine(kernel, rotate, (length, length))
+        frame = cv2.filter2D(frame, -1, kernel / max(kernel.sum(), 1e-6))
     if cond.light != 1.0:
         frame = cv2.convertScaleAbs(frame, alpha=cond.light)
     if cond.noise:

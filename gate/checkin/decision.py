@@ -14,7 +14,9 @@ class Decision:
     """ADMIT or DENY for one scan. ``seq`` is set once the scan is committed to the journal.
 
     ``message`` is what door staff read ("Already checked in 19:02 at Gate B"); ``reason`` is
-    the stable code (None on admit). ``latency_ms`` runs from the code's arrival to the commit.
+    the stable code (None on admit). ``latency_ms`` runs from the code's arrival to the commit;
+    ``frame_ms``, for a code read by the camera, from the capture of its frame to the moment the
+    committed decision is handed to the display (decode, any wait, decision and commit).
     """
 
     outcome: Outcome
@@ -29,6 +31,7 @@ class Decision:
     seq: int | None = None
     scanned_at: float = 0.0
     latency_ms: float = 0.0
+    frame_ms: float | None = None
 
     @property
     def admitted(self) -> bool:
@@ -44,4 +47,6 @@ class Decision:
             "message": self.message,
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.frame_ms is not None:
+            data["frame_ms"] = round(self.frame_ms, 3)
         return {**head, **{k: v for k, v in data.items() if k not in head}}

@@ -67,12 +67,21 @@ class Pipeline:
         self._direction = direction
 
     async def process(
-        self, text: str, *, via: str = "scanner", direction: Direction | None = None
+        self,
+        text: str,
+        *,
+        via: str = "scanner",
+        direction: Direction | None = None,
+        captured_ns: int | None = None,
     ) -> Decision:
-        """Decide one scanned text, commit it, then show it. Never raises for bad input."""
+        """Decide one scanned text, commit it, then show it. Never raises for bad input.
+
+        ``captured_ns`` (``time.perf_counter_ns()`` when the camera captured the frame the code
+        was read in) gives the decision its ``frame_ms``."""
         started = time.perf_counter()
         ctx = self._context(via, direction)
-        return await self._finish(self._decide_code(text, ctx), started, ctx.via)
+        pending = self._decide_code(text, ctx)
+        return await self._finish(pending, started, ctx.via, captured_ns)
 
     async def _decide_code(self, text: str, ctx: Context) -> Decision:
         for _ in range(3):
@@ -173,7 +182,13 @@ class Pipeline:
             scanned_at=self._clock(),
         )
 
-    async def _finish(self, pending: Awaitable[Decision], started: float, via: str) -> Decision:
+    async def _finish(
+        self,
+        pending: Awaitable[Decision],
+        started: float,
+        via: str,
+        captured_ns: int | None = None,
+    ) -> Decision:
         try:
             decision = await pending
         except NotRecordedError as exc:
@@ -183,6 +198,9 @@ class Pipeline:
             log.exception("could not record a scan")
             decision = self._not_recorded(None, None, via)
         decision = dataclasses.replace(decision, latency_ms=(time.perf_counter() - started) * 1000)
+        if captured_ns is not None:
+            frame_ms = (time.perf_counter_ns() - captured_ns) / 1e6
+            decision = dataclasses.replace(decision, frame_ms=frame_ms)
         for sink in self.sinks:
             try:
                 await sink.show(decision)

@@ -3,7 +3,8 @@
 ``decode_frame`` is pure and blocking (call it through ``asyncio.to_thread``; both libraries
 release the GIL in their C code): grayscale, a downscaled pass first because it is cheap and
 finds most codes held near the camera, then the full frame for small or distant codes, each
-pass also reading inverted (light-on-dark) codes, which phone dark modes produce.
+pass also reading inverted (light-on-dark) codes, which phone dark modes produce. A code
+zxing-cpp located but could not read is then tried harder (``gate.scan.escalate``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import zxingcpp
 from pyzbar import pyzbar
 
+from gate.scan.escalate import Detection, detections, rescue
 from gate.scan.settings import ScanSettings
 
 _QR_ONLY = zxingcpp.barcode_formats_from_str("QRCode")
@@ -44,14 +46,23 @@ class ZxingDecoder:
         self.try_invert = try_invert
 
     def read(self, gray: np.ndarray) -> list[Code]:
+        return self.read_all(gray)[0]
+
+    def read_all(
+        self, gray: np.ndarray, *, downscale: bool = False
+    ) -> tuple[list[Code], list[Detection]]:
+        """The codes read, and those located but not readable (the cue to escalate);
+        ``downscale``: zxing-cpp also searches its own downscaled copies (one call per frame)."""
         found = zxingcpp.read_barcodes(
             gray,
             formats=_QR_ONLY,
             try_rotate=True,
-            try_downscale=False,
+            try_downscale=downscale,
             try_invert=self.try_invert,
+            return_errors=True,
         )
-        return [Code(b.text, float(b.position.top_left.x)) for b in found if b.valid]
+        codes = [Code(b.text, float(b.position.top_left.x)) for b in found if b.valid]
+        return codes, detections(found)
 
 
 class ZbarDecoder:
@@ -96,8 +107,17 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 def decode_frame(image: np.ndarray, decoder: QrDecoder, settings: ScanSettings) -> list[str]:
-    """Texts of the distinct QR codes in ``image``, left to right (empty list if none)."""
+    """Texts of the distinct QR codes in ``image``, left to right (empty list if none).
+
+    Both decoders read a downscaled copy first (``downscale_width``: cheap, and it finds most
+    codes held near the camera), then the full frame (``full_frame``). zxing-cpp's full-frame
+    read also searches its own downscaled copies (what a raw ``zxingcpp.read_barcodes`` does,
+    so the gate never reads less than zxing-cpp alone); with ``settings.escalate``, a code it
+    located but could not read in either pass is then tried harder (``gate.scan.escalate``). A
+    frame where nothing was located costs nothing more."""
     gray = to_gray(image)
+    if isinstance(decoder, ZxingDecoder):
+        return _zxing_frame(gray, decoder, settings)
     width = gray.shape[1]
     codes: list[Code] = []
     if width > settings.downscale_width * 1.25:
@@ -107,6 +127,28 @@ def decode_frame(image: np.ndarray, decoder: QrDecoder, settings: ScanSettings) 
     if not codes and (settings.full_frame or width <= settings.downscale_width * 1.25):
         codes = decoder.read(gray)
     return _distinct(codes)
+
+
+def _zxing_frame(gray: np.ndarray, decoder: ZxingDecoder, settings: ScanSettings) -> list[str]:
+    misses: list[Detection] = []
+    width = gray.shape[1]
+    downscaled = width > settings.downscale_width * 1.25
+    if downscaled:
+        scale = settings.downscale_width / width
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        codes, missed = decoder.read_all(small)
+        if codes:
+            return _distinct(codes)
+        misses = [m.scaled(1 / scale) for m in missed]
+    if settings.full_frame or not downscaled:
+        codes, missed = decoder.read_all(gray, downscale=True)
+        if codes:
+            return _distinct(codes)
+        misses = missed + misses  # full-resolution corners are the better ones
+    if misses and settings.escalate:
+        text = rescue(gray, misses)
+        return [text] if text is not None else []
+    return []
 
 
 def _distinct(codes: list[Code]) -> list[str]:

@@ -20,3 +20,8 @@ class ScanSettings(BaseSettings):
     )
     full_frame: bool = Field(default=True, description="Fall back to the full-resolution frame.")
     try_invert: bool = Field(default=True, description="Also read light-on-dark codes.")
+    escalate: bool = Field(
+        default=True,
+        description="Try harder (crop, rectify, enhance, zbar) on a code zxing-cpp located but "
+        "could not read.",
+    )

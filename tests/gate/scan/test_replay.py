@@ -53,6 +53,9 @@ async def test_video_with_n_tickets_yields_exactly_n_decisions(tmp_path: Path) -
     ]
     assert sink.decisions[5].message == "Not a ticket"
     assert all(d.via == "camera" and d.seq for d in sink.decisions)
+    # frame-to-decision: from the capture of the frame to the decision shown, never less than
+    # the pipeline's own part of it
+    assert all(d.frame_ms is not None and d.frame_ms >= d.latency_ms for d in sink.decisions)
     assert source.capture.status().state.value == "ended"
 
 
@@ -98,3 +101,4 @@ async def test_gate_run_replays_a_file_and_prints_decisions(tmp_path: Path) -> N
         ("deny", None),
         ("deny", 4242),
     ]
+    assert all(d["frame_ms"] > 0 for d in lines)  # the JSON line carries it too
