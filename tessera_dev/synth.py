@@ -281,11 +281,12 @@ def _degrade(
         frame = cv2.GaussianBlur(frame, (0, 0), sigmaX=cond.blur * module_px)
     if cond.motion and module_px:
         length = max(3, int(cond.motion * module_px) | 1)
-        kernel = np.zeros((length, length), np.float32)
-        kernel[length // 2, :] = 1.0 / length
+        line = np.zeros((length, length), np.float32)
+        line[length // 2, :] = 1.0 / length
         rotate = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), 20, 1.0)
-        kernel = cv2.warpAffine(kernel, rotate, (length, length))
-        frame = cv2.filter2D(frame, -1, kernel / max(kernel.sum(), 1e-6))
+        kernel = cv2.warpAffine(line, rotate, (length, length))
+        kernel = (kernel / max(float(kernel.sum()), 1e-6)).astype(np.float32)
+        frame = cv2.filter2D(frame, -1, kernel)
     if cond.light != 1.0:
         frame = cv2.convertScaleAbs(frame, alpha=cond.light)
     if cond.noise:
