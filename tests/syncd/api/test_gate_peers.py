@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 from shared.peering import b64, verify_certificate
 from shared.protocol import EnrollResponse, PeersPage
 from shared.ticket import generate_private_key, public_key_from_b64, public_raw
+from syncd.feed import append as feed_append
 from tests.syncd.conftest import Org
 from tests.syncd.gatekit import Gate, changes, create_gate, event_with_tickets
 
@@ -83,25 +84,29 @@ async def test_peers_stay_inside_their_event_and_bad_input_is_a_422(
 async def test_gate_changes_wake_gates_but_are_no_list_change(
     client: TestClient, org_a: Org, db_url: str
 ) -> None:
-    """Enrolling and revoking gates advance the feed without a tickets.updated message."""
-    eid, _ = await event_with_tickets(client, org_a)
+    """A gate change advances the feed without a tickets.updated message; a ticket change, in
+    the same kind of transaction, makes one. Counted inside each transaction (the relay cannot
+    see, or delete, uncommitted rows), then rolled back."""
+    eid, ids = await event_with_tickets(client, org_a)
+    a, _ = await _enrol(client, org_a, eid, "A")
     conn = await asyncpg.connect(db_url)
+    counted = []
     try:
-        before = await conn.fetchval(
-            "SELECT count(*) FROM outbox WHERE event_id = $1 AND routing_key = 'tickets.updated'",
-            eid,
-        )
-        a, _ = await _enrol(client, org_a, eid, "A")
-        await client.delete(f"/api/v1/events/{eid}/gates/{a.gate_id}", headers=org_a.h())
-        after = await conn.fetchval(
-            "SELECT count(*) FROM outbox WHERE event_id = $1 AND routing_key = 'tickets.updated'",
-            eid,
-        )
-        kinds = await conn.fetch(
-            "SELECT kind FROM change_feed WHERE event_id = $1 AND kind LIKE 'gate.%' ORDER BY seq",
-            eid,
-        )
+        for change in ("gate", "ticket"):
+            tx = conn.transaction()
+            await tx.start()
+            head = await conn.fetchval("SELECT change_seq FROM events WHERE event_id = $1", eid)
+            if change == "gate":
+                await feed_append.append_gate(conn, eid, "revoked", a.gate_id)
+            else:
+                await feed_append.append_ticket(conn, "updated", eid, ids[0])
+            moved = await conn.fetchval("SELECT change_seq FROM events WHERE event_id = $1", eid)
+            made = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE tx = pg_current_xact_id()"
+                " AND routing_key = 'tickets.updated'"
+            )
+            counted.append((change, moved - head, made))
+            await tx.rollback()
     finally:
         await conn.close()
-    assert [k["kind"] for k in kinds] == ["gate.enrolled", "gate.revoked"]
-    assert before >= 1 and after == before  # the list push made one; the gates none
+    assert counted == [("gate", 1, 0), ("ticket", 1, 1)]
