@@ -60,10 +60,14 @@ _VACUUM = "VACUUM (SKIP_LOCKED) outbox"
 _SESSION = {
     "application_name": "syncd-relay",
     "synchronous_commit": "off",
-    # A leader whose host vanished must not hold the lock for the kernel's two hours.
+    # A leader whose host vanished must not hold the lock for the kernel's two hours: keepalives
+    # end an idle session after 10 s + 3 x 5 s; while Postgres has data unacknowledged on it (a
+    # NOTIFY to the dead listener) keepalives pause and retransmissions would go on for about
+    # 15 minutes, so tcp_user_timeout ends the session after 25 s of that too.
     "tcp_keepalives_idle": "10",
     "tcp_keepalives_interval": "5",
     "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "25000",
 }
 
 
