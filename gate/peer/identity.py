@@ -3,11 +3,11 @@ can read (mode 0600, beside the credential), the public half certified by syncd.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gate.sync.credential import write_secret
 from shared.peering import GateCertificate
 from shared.ticket import (
     generate_private_key,
@@ -22,17 +22,8 @@ def new_key() -> Ed25519PrivateKey:
 
 
 def write_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """Write atomically (temp file + rename), mode 0600 from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, private_key_to_pem(key))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Write atomically, mode 0600 from the first byte (as the credential)."""
+    write_secret(path, private_key_to_pem(key))
 
 
 def read_key(path: Path) -> Ed25519PrivateKey | None:

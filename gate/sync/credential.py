@@ -18,12 +18,17 @@ log = logging.getLogger(__name__)
 
 def write_credential(path: Path, credential: str) -> None:
     """Write atomically (temp file + rename), mode 0600 from the first byte."""
+    write_secret(path, credential.encode() + b"\n")
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically (temp file + rename), mode 0600 from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, credential.encode() + b"\n")
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -29,7 +29,6 @@ from shared.protocol import (
     SNAPSHOT_PATH,
     EnrollRequest,
     EnrollResponse,
-    GateChange,
     PeersPage,
     PeersReport,
     PushRequest,
@@ -233,16 +232,8 @@ async def peers(request: web.Request) -> web.Response:
             await q.report_urls(conn, gate.subject_id, body.urls)
         rows = await q.event_peers(conn, gate.event_id or 0, gate.subject_id)
     page = PeersPage(
-        gates=[
-            GateChange(
-                gate_id=r["gate_id"],
-                gate_name=r["name"],
-                certificate=b64(bytes(r["peer_cert"])) if r["peer_cert"] else None,
-                revoked=r["revoked"],
-            )
-            for r in rows
-        ],
-        urls={str(r["gate_id"]): list(r["peer_urls"]) for r in rows if not r["revoked"]},
+        gates=[feed.gate_change(r) for r in rows],
+        urls={str(r["p_gate"]): list(r["peer_urls"]) for r in rows if not r["p_revoked"]},
     )
     return json_response(page.model_dump(mode="json"))
 

@@ -12,7 +12,9 @@ _ENROLL = """UPDATE gates SET code_hash = NULL, code_expires_at = NULL, credenti
     device = $3, enrolled_at = now()
 WHERE code_hash = $1 AND code_expires_at > now() AND revoked_at IS NULL
 RETURNING gate_id, name, event_id"""
-_PEERS = """SELECT gate_id, name, peer_cert, peer_urls, revoked_at IS NOT NULL AS revoked
+# Named as the feed's gate columns, so ``syncd.feed.read.gate_change`` shapes both.
+_PEERS = """SELECT gate_id AS p_gate, name AS p_name, peer_cert, peer_urls,
+    revoked_at IS NOT NULL AS p_revoked
 FROM gates WHERE event_id = $1 AND gate_id <> $2
     AND (enrolled_at IS NOT NULL OR revoked_at IS NOT NULL)
 ORDER BY gate_id"""
