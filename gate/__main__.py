@@ -147,7 +147,7 @@ def import_list(file: Path, quiet: bool) -> None:
     )
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
 @click.argument("public_key", required=False)
 @click.option("--list", "list_keys", is_flag=True, help="List the keys this gate knows.")
 def trust(public_key: str | None, list_keys: bool) -> None:

@@ -127,3 +127,15 @@ def test_trust_accepts_a_key_whose_base64url_starts_with_a_dash(tmp_path: Path) 
 def _key_b64(seed: int) -> str:
     private = Ed25519PrivateKey.from_private_bytes(seed.to_bytes(32, "big"))
     return public_key_to_b64(private.public_key())
+
+
+def test_trust_takes_a_key_that_starts_with_a_dash(tmp_path: Path) -> None:
+    """Regression: base64url keys may start with '-'; "-Th..." was read as the options -T -h
+    and printed the help (1 key in 64 starts with '-'). Only --help is help for `gate trust`."""
+    key = next(
+        text
+        for text in (public_key_to_b64(generate_private_key().public_key()) for _ in range(10**4))
+        if text.startswith("-") and "h" in text[1:4]
+    )
+    result = gate(tmp_path, "trust", key)
+    assert result.returncode == 0 and "Trusted key" in result.stdout, result.stdout
