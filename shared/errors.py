@@ -36,6 +36,10 @@ class RejectReason(StrEnum):
     not_inside = "not_inside"  # exit scan for someone who never entered
     reentry_denied = "reentry_denied"
     not_recorded = "not_recorded"  # the gate could not write the scan (disk full): not admitted
+    # T2, the holder-bound rotating code (shared.rotating); checked after bad_signature
+    bad_holder_signature = "bad_holder_signature"  # not made by the phone the pass is bound to
+    code_expired = "code_expired"  # step too old or too new: a screenshot, or a wrong clock
+    rotation_required = "rotation_required"  # a static T1 code for an event that needs T2
 
 
 class TesseraError(Exception):

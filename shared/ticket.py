@@ -44,7 +44,7 @@ ALL_ZONES = 0xFFFF
 DEFAULT_CLOCK_TOLERANCE = 300
 """Seconds of gate clock error forgiven at both ends of the validity window."""
 
-_BODY = struct.Struct(">B4sIQIHII")
+_BODY = struct.Struct(">B4sIQIHII")  # shared.rotating packs the same fields for T2
 BODY_SIZE = _BODY.size  # 31
 SIGNATURE_SIZE = 64
 TICKET_SIZE = BODY_SIZE + SIGNATURE_SIZE  # 95
@@ -68,19 +68,31 @@ class Ticket:
     valid_until: int
     signature: bytes
     version: int = VERSION
+    holder_key: bytes = b""  # T2 only (shared.rotating): the holder device's raw public key
+    step: int = 0  # T2 only: floor(unix_time / period) on the holder's device
+    holder_signature: bytes = b""  # T2 only: by holder_key over the code's bytes 0..130
 
     @property
     def signed(self) -> bytes:
-        return _BODY.pack(
-            self.version,
-            self.kid,
-            self.event_id,
-            self.ticket_id,
-            self.nonce,
-            self.zone,
-            self.valid_from,
-            self.valid_until,
+        """What the event key signed: bytes 0..30 (T1), or bytes 0..62 of a T2 pass."""
+        return (
+            _BODY.pack(
+                self.version,
+                self.kid,
+                self.event_id,
+                self.ticket_id,
+                self.nonce,
+                self.zone,
+                self.valid_from,
+                self.valid_until,
+            )
+            + self.holder_key
         )
+
+    @property
+    def rotating(self) -> bool:
+        """A holder-bound rotating code (T2), as opposed to a static T1 code."""
+        return self.version != VERSION
 
 
 def key_id(public_key: Ed25519PublicKey) -> bytes:

@@ -26,6 +26,9 @@ FIXED: dict[RejectReason, str] = {
     RejectReason.not_inside: "Not checked in: no entry to exit",
     RejectReason.reentry_denied: "No re-entry",
     RejectReason.not_recorded: "Not recorded: scan again",
+    RejectReason.bad_holder_signature: "Copied code: not from the ticket holder's phone",
+    RejectReason.code_expired: "Code expired: show the live code, not a screenshot",
+    RejectReason.rotation_required: "Printed code not accepted: open the ticket wallet",
 }
 
 
