@@ -96,6 +96,13 @@ class GateSettings(BaseSettings):
         le=86_400,
         description="seconds of clock error forgiven",
     )
+    rotation_tolerance: float = Field(
+        default=0,
+        ge=0,
+        le=60,
+        description="seconds of phone clock error forgiven on rotating (T2) codes, beyond the one"
+        " step either side always allowed; each second keeps a screenshot good that much longer",
+    )
     debounce_seconds: float = Field(
         default=2.0,
         ge=0,

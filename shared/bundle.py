@@ -25,6 +25,7 @@ memory): a reader applies tickets as they come inside one transaction and commit
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -61,6 +62,17 @@ class BundleEvent:
     reentry: str = "after_exit"  # never | after_exit | always
     starts_at: int = 0
     ends_at: int = 0
+    rotating: bool = False  # only holder-bound rotating codes (T2) admit; static T1 codes do not
+    rotation_period: int = 10  # seconds a T2 code lives (shared.rotating), rotating or not
+
+
+def _known(fields: dict[str, Any], cls: type) -> dict[str, Any]:
+    """Only the fields ``cls`` has: a header from a newer syncd may carry event settings this
+    gate does not know yet (syncd upgrades first); a missing required field still fails."""
+    if not isinstance(fields, dict):
+        raise TypeError("the event is not an object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in fields.items() if k in names}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +121,7 @@ class BundleHeader:
             raise BundleError(f"not a {FORMAT} bundle")
         try:
             return cls(
-                event=BundleEvent(**data["event"]),
+                event=BundleEvent(**_known(data["event"], BundleEvent)),
                 keys=[BundleKey(**k) for k in data["keys"]],
                 ticket_count=int(data["ticket_count"]),
                 issued_at=int(data.get("issued_at", 0)),

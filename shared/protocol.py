@@ -177,13 +177,31 @@ class GateChange(_Answer):
     revoked: bool = False
 
 
+ZoneBit = Annotated[str, Field(pattern=r"^(1[0-5]|[0-9])$")]
+"""A zone's bit index as JSON object keys carry it: "0" .. "15"."""
+
+
+class EventChange(_Answer):
+    """The event's settings as they are now (``event.updated``): what the gate's decision uses."""
+
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64)
+    reentry: Literal["never", "after_exit", "always"]
+    zones: dict[ZoneBit, Annotated[str, Field(max_length=64)]] = Field(default={}, max_length=16)
+    starts_at: int = Field(default=0, ge=0, le=MAX_GATE_TIME)
+    ends_at: int = Field(default=0, ge=0, le=MAX_GATE_TIME)
+    rotating: bool = False  # only holder-bound rotating codes (T2) admit
+    rotation_period: int = Field(default=10, ge=2, le=300)
+
+
 class Change(_Answer):
     seq: int
-    kind: str  # ticket.added|reissued|..., key.*, checkin.in|out, gate.enrolled|revoked
+    kind: str  # ticket.*, key.*, checkin.in|out, gate.enrolled|revoked, event.updated
     ticket: TicketChange | None = None
     key: KeyInfo | None = None
     checkin: CheckinChange | None = None
     gate: GateChange | None = None
+    event: EventChange | None = None
 
 
 class ChangesPage(_Answer):

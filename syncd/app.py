@@ -29,6 +29,7 @@ from syncd.api import (
     stats,
     tickets,
     tokens,
+    wallet,
 )
 from syncd.checkins.pusher import Pusher
 from syncd.feed.notify import notifier_ctx
@@ -77,6 +78,12 @@ ROUTES: tuple[Handler, ...] = (
     tickets.block_ticket,
     tickets.unblock_ticket,
     tickets.reissue_ticket,
+    wallet.wallet_link,
+    wallet.claim,
+    wallet.current_pass,
+    wallet.page,
+    wallet.vendor_file,
+    wallet.page_file,
     issuance.ticket_qr,
     issuance.export_csv,
     issuance.sheet,

@@ -117,6 +117,24 @@ class SyncdSettings(BaseSettings):
     clock_warn_seconds: float = Field(
         default=30.0, gt=0, description="Warn when a gate's clock is off by more than this."
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[!-~]{1,190}$",
+        description="Base URL holders reach syncd at (https://tickets.example), for wallet links;"
+        " unset = the address the organiser's request came to.",
+    )
+    wallet_reclaim_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds after a wallet claim before the link may move the ticket to"
+        " another phone (a lost phone); sooner is a 429.",
+    )
+    wallet_max_claims: int = Field(
+        default=5,
+        ge=1,
+        description="Phones one wallet link may move a ticket to; then the organiser makes a"
+        " new link.",
+    )
     enroll_code_ttl: float = Field(
         default=86400.0, gt=0, description="Seconds an enrolment code stays usable."
     )

@@ -86,6 +86,16 @@ _EVENT_OPTIONS = [
     click.option("--timezone", help="e.g. Europe/Berlin"),
     click.option("--zone", "zones", multiple=True, help="Zone name; repeat, in bit order."),
     click.option("--reentry", type=click.Choice(["never", "after_exit", "always"])),
+    click.option(
+        "--rotating/--no-rotating",
+        default=None,
+        help="Admit only holder-bound rotating codes from the wallet (static QR codes refused).",
+    ),
+    click.option(
+        "--rotation-period",
+        type=click.IntRange(2, 300),
+        help="Seconds a rotating code lives (default 10).",
+    ),
 ]
 
 
@@ -234,6 +244,26 @@ _action("revoke", "Revoke a ticket.")
 _action("block", "Block a ticket (temporarily).")
 _action("unblock", "Unblock a blocked ticket.")
 _action("reissue", "Reissue a ticket: its old QR stops working.")
+
+
+@tickets.command("show")
+@click.argument("event_id", type=int)
+@click.argument("ticket_id", type=int)
+def tickets_show(event_id: int, ticket_id: int) -> None:
+    """Show a ticket, with its wallet: link, claims, the phone that claimed it last."""
+    with _api() as api:
+        _out(api.json("GET", f"/api/v1/events/{event_id}/tickets/{ticket_id}"))
+
+
+@tickets.command("wallet-link")
+@click.argument("event_id", type=int)
+@click.argument("ticket_id", type=int)
+def tickets_wallet_link(event_id: int, ticket_id: int) -> None:
+    """Print the ticket's wallet claim link for the holder's e-mail (shown once; a new link
+    replaces the old). Opening it on a phone binds the ticket to that phone."""
+    with _api() as api:
+        link = api.json("POST", f"/api/v1/events/{event_id}/tickets/{ticket_id}/wallet-link")
+    click.echo(link["url"])
 
 
 @tickets.command("qr")

@@ -2,8 +2,11 @@
 
 docs/design.md section 2 fixes the order, stopping at the first failure:
 
-1. ``verify_code`` (needs only the keys): format -> key known and active for this event ->
-   signature -> validity window (with clock tolerance);
+1. ``verify_code`` (needs only the keys and the event's rotation settings): format -> key known
+   and active for this event -> signature -> for a T2 code (shared.rotating) the holder's
+   signature, then its step within one of the gate's (``code_expired`` otherwise); for a static
+   T1 code of an event that requires rotating codes ``rotation_required`` -> validity window
+   (with clock tolerance);
 2. ``decide`` (needs the ticket's list row and entry state): in the local list -> nonce equals
    the list's current nonce -> status (revoked, blocked) -> zone allowed at this gate -> entry
    state (already inside, re-entry policy, exit mode).
@@ -27,9 +30,19 @@ from gate.checkin.decision import Decision
 from gate.settings import GateSettings
 from gate.store.records import Direction, EntryState, EventInfo, KeyInfo, ListEntry, LocalState
 from shared.errors import RejectReason, TicketRejected
-from shared.ticket import ALL_ZONES, Ticket, check_window, parse_ticket, verify_signature
+from shared.rotating import check_holder, check_step, parse_code
+from shared.ticket import ALL_ZONES, Ticket, check_window, verify_signature
 
-__all__ = ["CodeRejectedError", "Context", "Decision", "decide", "deny", "rejected", "verify_code"]
+__all__ = [
+    "Clock",
+    "CodeRejectedError",
+    "Context",
+    "Decision",
+    "decide",
+    "deny",
+    "rejected",
+    "verify_code",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,28 +56,51 @@ class Context:
 
 
 class CodeRejectedError(TicketRejected):
-    """``verify_code`` failed; ``ticket`` is set when the signature was good (window failures)."""
+    """``verify_code`` failed; ``ticket`` is set when the event's signature was good."""
 
     def __init__(self, cause: TicketRejected, ticket: Ticket | None = None) -> None:
         super().__init__(cause.reason, cause.detail)
         self.ticket = ticket
 
 
-def verify_code(text: str, keys: Mapping[bytes, KeyInfo], now: float, tolerance: float) -> Ticket:
-    """Steps 1-4: the code itself. Raises ``CodeRejectedError``; never anything else."""
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The gate's time and the clock error it forgives: ``tolerance`` seconds on validity
+    windows, ``rotation`` seconds beyond the one step either side a T2 code may be off."""
+
+    now: float
+    tolerance: float
+    rotation: float = 0.0
+
+
+def verify_code(
+    text: str, keys: Mapping[bytes, KeyInfo], events: Mapping[int, EventInfo], clock: Clock
+) -> Ticket:
+    """Step 1: the code itself. Raises ``CodeRejectedError``; never anything else."""
     try:
         ticket = _authenticate(text, keys)
     except TicketRejected as exc:
         raise CodeRejectedError(exc) from None
     try:
-        check_window(ticket, now, tolerance)
+        _check_rotation(ticket, events.get(ticket.event_id), clock)
+        check_window(ticket, clock.now, clock.tolerance)
     except TicketRejected as exc:
         raise CodeRejectedError(exc, ticket) from None
     return ticket
 
 
+def _check_rotation(ticket: Ticket, event: EventInfo | None, clock: Clock) -> None:
+    """A T2 code: the holder's signature, then its step; a T1 code: allowed by the event?"""
+    if ticket.rotating:
+        check_holder(ticket)
+        period = event.rotation_period if event else 10
+        check_step(ticket, clock.now, period, clock.rotation)
+    elif event is not None and event.rotating:
+        raise TicketRejected(RejectReason.rotation_required, "the event requires rotating codes")
+
+
 def _authenticate(text: str, keys: Mapping[bytes, KeyInfo]) -> Ticket:
-    ticket = parse_ticket(text)
+    ticket = parse_code(text)
     key = keys.get(ticket.kid)
     if key is None or key.event_id is None:
         raise TicketRejected(RejectReason.unknown_key, f"no key {ticket.kid.hex()}")
@@ -85,8 +121,10 @@ def rejected(exc: CodeRejectedError, events: Mapping[int, EventInfo], ctx: Conte
     tz = event.timezone if event else "UTC"
     if exc.reason is RejectReason.not_yet_valid:
         message = messages.not_yet_valid(ticket.valid_from, tz)
-    else:
+    elif exc.reason is RejectReason.expired:
         message = messages.expired(ticket.valid_until, tz)
+    else:
+        message = messages.FIXED[exc.reason]
     return deny(
         exc.reason, ctx, message=message, ticket_id=ticket.ticket_id, event_id=ticket.event_id
     )
@@ -153,7 +191,7 @@ def _list_rules(
     ticket: Ticket | None, entry: ListEntry, event: EventInfo, ctx: Context
 ) -> tuple[RejectReason | None, str]:
     if ticket is not None and ticket.nonce != entry.nonce:
-        return RejectReason.reissued, messages.FIXED[RejectReason.reissued]
+        return RejectReason.reissued, messages.reissued(ticket.rotating)
     if ticket is None:  # a scan checked the signed window in verify_code
         reason, message = _window_rule(entry, event, ctx)
         if reason is not None:

@@ -81,6 +81,13 @@ def reentry_denied(left_at: float | None, tz: str, now: float) -> str:
     return f"{text}: left {clock_time(left_at, tz, now)}" if left_at is not None else text
 
 
+def reissued(rotating: bool) -> str:
+    """A T2 code with an old nonce: the holder's phone was replaced, or its pass is stale."""
+    if rotating:
+        return "Old code: ticket moved to another phone or reissued"
+    return FIXED[RejectReason.reissued]
+
+
 def admitted(direction: str, reentry: bool) -> str:
     if direction == "out":
         return "Exit recorded"

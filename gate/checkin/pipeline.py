@@ -15,7 +15,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from gate.checkin import messages
-from gate.checkin.decide import CodeRejectedError, Context, decide, deny, rejected, verify_code
+from gate.checkin.decide import (
+    Clock,
+    CodeRejectedError,
+    Context,
+    decide,
+    deny,
+    rejected,
+    verify_code,
+)
 from gate.checkin.decision import Decision
 from gate.feedback import Feedback
 from gate.settings import GateSettings
@@ -86,7 +94,7 @@ class Pipeline:
     async def _decide_code(self, text: str, ctx: Context) -> Decision:
         for _ in range(3):
             try:
-                ticket = verify_code(text, self.store.keys, ctx.now, self.settings.clock_tolerance)
+                ticket = verify_code(text, self.store.keys, self.store.events, self._clock_of(ctx))
             except CodeRejectedError as exc:
                 if exc.reason in _KEY_REASONS and await self.store.refresh(force=False):
                     continue  # another process loaded keys since: judge with the new ones
@@ -96,6 +104,10 @@ class Pipeline:
             except StaleCacheError:
                 continue
         raise RuntimeError("keys keep changing under this scan")
+
+    def _clock_of(self, ctx: Context) -> Clock:
+        s = self.settings
+        return Clock(ctx.now, s.clock_tolerance, s.rotation_tolerance)
 
     async def search(self, query: str, *, limit: int = 20) -> list[LocalState]:
         """Tickets by number or holder name, with their entry state, for a manual admit."""

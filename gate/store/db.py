@@ -248,7 +248,7 @@ class Store:
     async def _load_events(self) -> dict[int, EventInfo]:
         rows = await self.conn.execute_fetchall(
             "SELECT event_id, name, timezone, reentry, zones, ticket_count, list_issued_at,"
-            " list_imported_at FROM events ORDER BY event_id"
+            " list_imported_at, rotating, rotation_period FROM events ORDER BY event_id"
         )
         return {row[0]: _event(row) for row in rows}
 
@@ -384,7 +384,9 @@ def _insert(db: sqlite3.Connection, entry: JournalEntry) -> int:
 
 def _event(row: Any) -> EventInfo:
     zones = {int(bit): name for bit, name in json.loads(row[4]).items()}
-    return EventInfo(row[0], row[1], row[2], row[3], zones, row[5], row[6], row[7])
+    return EventInfo(
+        row[0], row[1], row[2], row[3], zones, row[5], row[6], row[7], bool(row[8]), row[9]
+    )
 
 
 def _local_state(event_id: int, ticket_id: int, row: Any) -> LocalState:

@@ -25,6 +25,7 @@ from gate.store.records import STATUSES
 from gate.store.search import MAX_TICKET_ID, fold
 from shared.bundle import BundleHeader, BundleReader, BundleTicket
 from shared.errors import BundleError
+from shared.rotating import MAX_PERIOD, MIN_PERIOD
 from shared.ticket import key_id, public_key_from_b64, public_raw
 
 _STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
@@ -173,8 +174,15 @@ async def _store_event(
     e = header.event
     if e.reentry not in ("never", "after_exit", "always"):
         raise BundleError(f"bad re-entry policy {e.reentry!r}")
+    period = e.rotation_period
+    if not isinstance(e.rotating, bool):
+        raise BundleError(f"bad rotation flag {e.rotating!r}")
+    if not isinstance(period, int) or not MIN_PERIOD <= period <= MAX_PERIOD:
+        raise BundleError(f"bad rotation period {period!r}")
     await conn.execute(
-        "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO events (event_id, name, timezone, reentry, zones, starts_at,"
+        " ends_at, ticket_count, list_issued_at, list_imported_at, list_cursor, list_signer,"
+        " rotating, rotation_period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             e.event_id,
             e.name,
@@ -188,6 +196,8 @@ async def _store_event(
             time.time(),
             header.cursor,
             signer,
+            e.rotating,
+            period,
         ),
     )
 

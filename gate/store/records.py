@@ -33,6 +33,8 @@ class EventInfo:
     ticket_count: int = 0
     list_issued_at: int = 0
     list_imported_at: float = 0.0
+    rotating: bool = False  # only T2 (holder-bound rotating) codes admit
+    rotation_period: int = 10  # seconds a T2 code lives
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ are shifted back by the skew syncd measured for this gate (``local = at - skew``
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,14 @@ from gate.store.peers import ADVANCE_MARK, event_keyring, put_gate
 from gate.store.records import STATUSES, JournalRow
 from gate.store.search import fold
 from shared.peering import unb64
-from shared.protocol import ChangesPage, CheckinChange, EnrollResponse, KeyInfo, TicketChange
+from shared.protocol import (
+    ChangesPage,
+    CheckinChange,
+    EnrollResponse,
+    EventChange,
+    KeyInfo,
+    TicketChange,
+)
 from shared.ticket import key_id, public_key_from_b64, public_raw
 
 _STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
@@ -163,6 +171,8 @@ async def apply_changes(store: Store, page: ChangesPage, *, now: float) -> int:
                 await _put_checkin(conn, state.event_id, change.checkin, state.skew)
             elif change.gate is not None and change.gate.gate_id != state.gate_id:
                 await put_gate(conn, state.event_id, change.gate, keyring)
+            elif change.event is not None:
+                await _put_event(conn, state.event_id, change.event)
         if added:
             await conn.execute(
                 "UPDATE events SET ticket_count = ticket_count + ? WHERE event_id = ?",
@@ -172,7 +182,7 @@ async def apply_changes(store: Store, page: ChangesPage, *, now: float) -> int:
             "UPDATE sync_state SET cursor = ?, last_pull_at = ?, last_error = NULL",
             (page.cursor, now),
         )
-    if any(c.key is not None for c in page.changes):
+    if any(c.key is not None or c.event is not None for c in page.changes):
         await store.refresh()
     return len(page.changes)
 
@@ -221,6 +231,25 @@ async def _put_ticket(
         (*row, event_id, t.ticket_id),
     )
     return 0
+
+
+async def _put_event(conn: aiosqlite.Connection, event_id: int, e: EventChange) -> None:
+    """The event's settings as syncd holds them now (re-entry, zones, rotation ...)."""
+    await conn.execute(
+        "UPDATE events SET name = ?, timezone = ?, reentry = ?, zones = ?, starts_at = ?,"
+        " ends_at = ?, rotating = ?, rotation_period = ? WHERE event_id = ?",
+        (
+            e.name,
+            e.timezone,
+            e.reentry,
+            json.dumps(e.zones),
+            e.starts_at,
+            e.ends_at,
+            e.rotating,
+            e.rotation_period,
+            event_id,
+        ),
+    )
 
 
 async def _put_key(conn: aiosqlite.Connection, event_id: int, key: KeyInfo) -> None:

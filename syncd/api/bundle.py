@@ -85,6 +85,8 @@ async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHead
             reentry=event["reentry"],
             starts_at=int(event["starts_at"].timestamp()) if event["starts_at"] else 0,
             ends_at=int(event["ends_at"].timestamp()) if event["ends_at"] else 0,
+            rotating=event["rotating"],
+            rotation_period=event["rotation_period"],
         ),
         keys=[
             BundleKey(

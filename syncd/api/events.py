@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from shared.protocol import MAX_GATE_TIME
+from shared.rotating import MAX_PERIOD, MIN_PERIOD
 from shared.ticket import public_key_to_b64
 from syncd import signing
 from syncd.api.common import event_json, load_event, pool, vault
 from syncd.api.queries import Conn
 from syncd.api.queries import events as q
+from syncd.feed import append as feed
 from syncd.web.auth import principal_of
 from syncd.web.errors import ApiError
 from syncd.web.operations import op
@@ -52,8 +54,16 @@ class EventPatch(BaseModel):
         json_schema_extra={"uniqueItems": True},
     )
     reentry: Literal["never", "after_exit", "always"] | Absent = None
+    rotating: bool | Absent = Field(
+        None,
+        description="Only holder-bound rotating codes (T2, from the wallet page) admit; gates"
+        " refuse static T1 codes.",
+    )
+    rotation_period: Annotated[int, Field(ge=MIN_PERIOD, le=MAX_PERIOD)] | Absent = Field(
+        None, description="Seconds a rotating code lives (default 10)."
+    )
 
-    @field_validator("name", "venue", "timezone", "zones", "reentry")
+    @field_validator("name", "venue", "timezone", "zones", "reentry", "rotating", "rotation_period")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:  # only an explicit null gets here; a left-out field is not validated
@@ -146,6 +156,8 @@ async def update_event(request: web.Request) -> web.Response:
         if not values:
             return json_response(event_json(event))
         row = await q.update_event(conn, event["event_id"], values)
+        if set(values) - {"venue"}:  # what gates use changed: they learn it from the feed
+            await feed.append_event(conn, event["event_id"])
     return json_response(event_json(row))
 
 

@@ -11,6 +11,7 @@ from syncd import signing
 from syncd.api.common import load_event, pool
 from syncd.api.queries import Conn
 from syncd.api.queries import tickets as q
+from syncd.api.queries import wallet as wallet_q
 from syncd.feed import append as feed
 from syncd.web.errors import ApiError, not_found
 from syncd.web.operations import Handler, Param, op
@@ -68,7 +69,24 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 @op("GET", "/api/v1/events/{event_id}/tickets/{ticket_id}", "Show one ticket.", tag="tickets")
 async def get_ticket(request: web.Request) -> web.Response:
-    return json_response(ticket_json(await load_ticket(pool(request), request)))
+    """The ticket, with its wallet: the claim link's age, claims, last claiming device."""
+    async with pool(request).acquire() as conn:
+        ticket = await load_ticket(conn, request)
+        wallet = await wallet_q.ticket_wallet(conn, ticket["ticket_id"])
+    return json_response({**ticket_json(ticket), "wallet": wallet_json(wallet)})
+
+
+def wallet_json(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    """What the organiser sees of a ticket's wallet (None: no claim link made)."""
+    if row is None:
+        return None
+    return {
+        "link_made_at": row["created_at"].isoformat(),
+        "claims": row["claims"],
+        "claims_total": row["claims_total"],
+        "claimed_at": row["claimed_at"].isoformat() if row["claimed_at"] else None,
+        "device": row["device"] or None,
+    }
 
 
 _ACTIONS = {

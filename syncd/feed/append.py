@@ -4,7 +4,8 @@
 the row lock it takes is held until the writer commits, so a reader that has seen seq N will
 never later find a smaller one appearing. Bulk writers hold the event row lock and insert with
 ``INSERT ... SELECT base + row_number()``. A feed row names what changed (ticket_id, kid, or
-gate_id: with gate_seq a check-in, without one a gate enrolled or revoked);
+gate_id: with gate_seq a check-in, without one a gate enrolled or revoked; none for
+``event.updated``, whose settings readers take from ``events``);
 readers join ``tickets`` / ``signing_keys`` for the current state, so a row is small and a
 reader never acts on a stale copy.
 """
@@ -16,6 +17,7 @@ import asyncpg
 TICKET_KINDS = ("added", "reissued", "updated", "revoked", "blocked", "unblocked")
 KEY_KINDS = ("added", "retired")
 GATE_KINDS = ("enrolled", "revoked")
+EVENT_KINDS = ("updated",)
 
 
 async def reserve(conn: asyncpg.Connection, event_id: int, count: int) -> int:
@@ -73,4 +75,16 @@ async def append_gate(conn: asyncpg.Connection, event_id: int, kind: str, gate_i
         base + 1,
         f"gate.{kind}",
         gate_id,
+    )
+
+
+async def append_event(conn: asyncpg.Connection, event_id: int) -> None:
+    """The event's settings changed (rotation, re-entry, zones ...): gates read them here."""
+    await conn.execute("SELECT set_config('tessera.feed_writer', 'event', true)")
+    base = await reserve(conn, event_id, 1)  # no tickets.updated for it (0007_wallet.sql)
+    await conn.execute("SELECT set_config('tessera.feed_writer', '', true)")
+    await conn.execute(
+        "INSERT INTO change_feed (event_id, seq, kind) VALUES ($1, $2, 'event.updated')",
+        event_id,
+        base + 1,
     )

@@ -28,6 +28,7 @@ from shared.peering import b64
 from shared.protocol import (
     Change,
     CheckinChange,
+    EventChange,
     GateChange,
     KeyInfo,
     PresencePage,
@@ -40,7 +41,10 @@ _PAGE = """SELECT f.seq, f.kind, t.ticket_id, t.nonce, t.status, t.zone, t.categ
        k.kid, k.public_key, k.status AS key_status,
        c.ticket_id AS c_ticket, c.gate_id AS c_gate, g.name AS gate_name, c.direction, c.at,
        c.conflict, c.seq AS c_seq,
-       pg.gate_id AS p_gate, pg.name AS p_name, pg.peer_cert, pg.revoked_at IS NOT NULL AS p_revoked
+       pg.gate_id AS p_gate, pg.name AS p_name, pg.peer_cert,
+       pg.revoked_at IS NOT NULL AS p_revoked,
+       e.event_id AS e_event, e.name AS e_name, e.timezone, e.reentry, e.zones, e.starts_at,
+       e.ends_at, e.rotating, e.rotation_period
 FROM change_feed f
 LEFT JOIN tickets t ON f.kind LIKE 'ticket.%' AND t.event_id = f.event_id
     AND t.ticket_id = f.ticket_id
@@ -48,6 +52,7 @@ LEFT JOIN signing_keys k ON f.kid IS NOT NULL AND k.event_id = f.event_id AND k.
 LEFT JOIN checkins c ON f.gate_id IS NOT NULL AND c.gate_id = f.gate_id AND c.seq = f.gate_seq
 LEFT JOIN gates g ON g.gate_id = c.gate_id
 LEFT JOIN gates pg ON f.kind LIKE 'gate.%' AND pg.gate_id = f.gate_id
+LEFT JOIN events e ON f.kind LIKE 'event.%' AND e.event_id = f.event_id
 WHERE f.event_id = $1 AND f.seq > $2
 ORDER BY f.seq LIMIT $3"""
 
@@ -168,7 +173,23 @@ def _change(r: asyncpg.Record) -> Change:
         return Change(seq=r["seq"], kind=kind, checkin=checkin_change(r))
     if kind.startswith("gate.") and r["p_gate"] is not None:
         return Change(seq=r["seq"], kind=kind, gate=gate_change(r))
+    if kind.startswith("event.") and r["e_event"] is not None:
+        return Change(seq=r["seq"], kind=kind, event=event_change(r))
     return Change(seq=r["seq"], kind=kind)
+
+
+def event_change(r: asyncpg.Record) -> EventChange:
+    """The event's current settings, as the bundle header carries them."""
+    return EventChange(
+        name=r["e_name"],
+        timezone=r["timezone"],
+        reentry=r["reentry"],
+        zones={str(i): z for i, z in enumerate(r["zones"])},
+        starts_at=int(r["starts_at"].timestamp()) if r["starts_at"] else 0,
+        ends_at=int(r["ends_at"].timestamp()) if r["ends_at"] else 0,
+        rotating=r["rotating"],
+        rotation_period=r["rotation_period"],
+    )
 
 
 def gate_change(r: asyncpg.Record) -> GateChange:

@@ -24,10 +24,11 @@ from shared import logs as shared_logs
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 REDACTED = "[redacted]"
-# Credentials (tsr_ API tokens, tsg_ gate credentials) and enrolment codes (16 characters of
-# syncd.api.gate_admin.CODE_ALPHABET, maybe in groups of four): their shapes, wherever they appear.
+# Credentials (tsr_ API tokens, tsg_ gate credentials, tsw_ wallet claim links) and enrolment
+# codes (16 characters of syncd.api.gate_admin.CODE_ALPHABET, maybe in groups of four): their
+# shapes, wherever they appear.
 _SHAPES = re.compile(
-    r"ts[rg]_[A-Za-z0-9_\-]*"
+    r"ts[rgw]_[A-Za-z0-9_\-]*"
     r"|(?<![A-Za-z0-9])(?:[A-HJ-NP-Z2-9]{4}[- ]?){3}[A-HJ-NP-Z2-9]{4}(?![A-Za-z0-9])"
 )
 _LITERALS: set[str] = set()

@@ -112,7 +112,7 @@ async def secure_headers(request: web.BaseRequest, response: web.StreamResponse)
     if request_id.get() != "-":
         response.headers.setdefault("X-Request-Id", request_id.get())
     if response.content_type == "text/html":
-        response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     if response.status == 503:
         response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
 

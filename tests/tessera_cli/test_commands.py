@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 from aiohttp.test_utils import TestServer
 from click.testing import Result
@@ -90,3 +91,37 @@ async def test_tessera_end_to_end(settings: SyncdSettings, db_url: str, tmp_path
     assert result.exit_code == 1 and "cannot reach syncd" in result.stderr
     result = await run(tessera_cli, ["events", "list"], {})
     assert result.exit_code == 1 and "TESSERA_CLI_TOKEN" in result.stderr
+
+
+async def test_rotating_event_and_wallet_link_from_the_cli(
+    settings: SyncdSettings, db_url: str
+) -> None:
+    """The organiser's steps of issue 17: a rotating event, a wallet link, the claims shown."""
+    env = {"SYNCD_DATABASE_URL": db_url, "SYNCD_MASTER_KEY": MASTER_KEY}
+    await run(syncd_cli, ["create-org", "Acme"], env)
+    token = (await run(syncd_cli, ["create-token", "--org", "Acme"], env)).stdout.strip()
+    async with TestServer(create_app(settings)) as server:
+        cli_env = {"TESSERA_CLI_URL": str(server.make_url("/")), "TESSERA_CLI_TOKEN": token}
+
+        async def tessera(*args: str, ok: bool = True) -> Result:
+            result = await run(tessera_cli, list(args), cli_env)
+            assert (result.exit_code == 0) == ok, (args, result.output)
+            return result
+
+        out = (await tessera("events", "create", "Gala", "--rotating")).stdout
+        assert '"rotating": true' in out and '"rotation_period": 10' in out
+        await tessera("events", "create", "Bad", "--rotation-period", "1", ok=False)
+        out = (await tessera("events", "update", "1", "--rotation-period", "20")).stdout
+        assert '"rotation_period": 20' in out and '"rotating": true' in out
+        out = (await tessera("events", "update", "1", "--no-rotating")).stdout
+        assert '"rotating": false' in out
+        with TemporaryDirectory() as tmp:
+            lst = Path(tmp) / "list.csv"
+            lst.write_text("external_ref,holder_name\nE1,Eve\n")
+            await tessera("push", "1", str(lst))
+        ticket_id = (await tessera("tickets", "list", "1")).stdout.split("\t")[0]
+        url = (await tessera("tickets", "wallet-link", "1", ticket_id)).stdout.strip()
+        assert url.startswith(str(server.make_url("/wallet/#claim=tsw_")))
+        shown = (await tessera("tickets", "show", "1", ticket_id)).stdout
+        assert '"claims": 0' in shown and '"holder_bound": false' in shown
+        await tessera("tickets", "wallet-link", "1", "999999", ok=False)

@@ -10,7 +10,8 @@ import asyncpg
 from syncd.api.queries import Conn
 
 EVENT_COLUMNS = (
-    "event_id, name, venue, starts_at, ends_at, timezone, zones, reentry, created_at, updated_at"
+    "event_id, name, venue, starts_at, ends_at, timezone, zones, reentry, rotating,"
+    " rotation_period, created_at, updated_at"
 )
 """The columns every event answer carries (``common.event_json`` shapes them)."""
 
