@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.scan.debounce import Debouncer
+from shared.rotating import rotate, sign_pass
+from shared.ticket import public_raw
 
 
 class Clock:
@@ -53,3 +56,30 @@ def test_zero_window_passes_everything_and_memory_is_bounded() -> None:
     assert len(debounce._seen) <= 9
     with pytest.raises(ValueError):
         Debouncer(-1)
+
+
+def test_a_phone_held_across_a_rotation_is_one_scan() -> None:
+    """A T2 code changes text every period; the phone still in view is the same ticket, not a
+    second scan (which would flash "Already checked in" at the holder just admitted)."""
+    event_key, phone, other = (Ed25519PrivateKey.generate() for _ in range(3))
+
+    def codes(holder: Ed25519PrivateKey, ticket_id: int) -> list[str]:
+        signed = sign_pass(
+            event_key,
+            holder_key=public_raw(holder.public_key()),
+            event_id=1,
+            ticket_id=ticket_id,
+            nonce=5,
+        )
+        return [rotate(signed, holder, step) for step in range(100, 106)]
+
+    clock = Clock()
+    debounce = Debouncer(2.0, clock)
+    mine = codes(phone, 1)
+    assert len(set(mine)) == 6
+    seen = []
+    for text in mine:  # a new text each "period", always within the window of the last sighting
+        seen.append(debounce.accept(text))
+        clock.now += 1.0
+    assert seen.count(True) == 1
+    assert debounce.accept(codes(other, 2)[0])  # another ticket's phone passes at once
