@@ -25,6 +25,7 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
     "ticket_id": {"type": "integer", "minimum": 1, "maximum": (1 << 63) - 1},
     "token_id": {"type": "integer", "minimum": 1},
     "kid": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
+    "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"},  # a page's file
 }
 ERROR = {
     "type": "object",
@@ -70,8 +71,11 @@ CONFLICTS = {
     "block_ticket",
     "unblock_ticket",
     "reissue_ticket",  # no_signer
+    "wallet_link",  # bad_status
+    "claim",  # bad_status, key_unavailable
+    "current_pass",  # claimed_elsewhere
 }
-NEEDS_DATABASE = {"enroll", "readyz"}  # public operations that answer 503 without Postgres
+NEEDS_DATABASE = {"enroll", "readyz", "claim", "current_pass"}  # public operations that answer 503 without Postgres
 PRODUCES = {"ticket_qr": ("text/plain", "image/png", "image/svg+xml")}
 TEXT = {"type": "string"}
 UPLOAD_SCHEMAS = {"application/json": {"type": "array", "items": {"type": "object"}}}

@@ -84,6 +84,7 @@ async def test_malformed_input_never_500(client: TestClient, org_a: Org) -> None
         "kid": "00000000",
         "token_id": "1",
         "gate_id": "1",
+        "name": "wallet.js",
     }
     admin = org_a.h("admin")
     for method, path, url in _paths(doc, ids):
