@@ -8,6 +8,7 @@ a gate credential starts with ``tsg_`` and reaches only its own event's gate end
     POST /api/v1/gate/enroll     EnrollRequest  -> EnrollResponse   one-time code -> credential
     POST /api/v1/gate/checkins   PushRequest    -> PushResponse     idempotent on (gate, seq)
     GET  /api/v1/gate/changes    ?cursor=C&wait=S -> ChangesPage    long-poll up to S seconds
+    GET  /api/v1/gate/stream     ?cursor=C -> server-sent events     one ChangesPage per event
     GET  /api/v1/gate/snapshot   -> signed bundle (shared.bundle); header.cursor = feed position
     GET  /api/v1/gate/presence   -> PresencePage                    who is inside now
     POST /api/v1/gate/peers      PeersReport    -> PeersPage        my LAN URLs -> the event's gates
@@ -24,6 +25,10 @@ Pull: ``cursor`` is opaque (empty = from the start). A page applies atomically o
 the gate asks again with the page's ``cursor``. ``snapshot_required`` means the cursor is too old
 or unknown: fetch the snapshot, apply it, then the presence, then continue from the snapshot's
 cursor. Check-ins in the feed carry scan times already corrected to syncd's clock.
+
+Stream: the same pages pushed, as server-sent events on one connection that stays open
+(``syncd.feed.stream`` documents the events): authenticated once, no request per change. A
+gate that cannot stream (an old syncd answers 404, a proxy that buffers) long-polls instead.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ CHANGES_PATH = "/api/v1/gate/changes"
 SNAPSHOT_PATH = "/api/v1/gate/snapshot"
 PRESENCE_PATH = "/api/v1/gate/presence"
 PEERS_PATH = "/api/v1/gate/peers"
+STREAM_PATH = "/api/v1/gate/stream"
 MAX_PEER_URLS = 8
 GATE_CREDENTIAL_PREFIX = "tsg_"
 MAX_PUSH_BATCH = 1000

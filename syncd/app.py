@@ -32,13 +32,14 @@ from syncd.api import (
     wallet,
 )
 from syncd.checkins.pusher import Pusher
-from syncd.feed.notify import notifier_ctx
+from syncd.feed.notify import close_streams, notifier_ctx
 from syncd.feed.read import FeedReads
 from syncd.keys import (
     ADDRESSES,
     FEED_READS,
     LIMITER,
     METRICS,
+    PRINCIPALS,
     PUSHER,
     RESOLVERS,
     SETTINGS,
@@ -96,6 +97,7 @@ ROUTES: tuple[Handler, ...] = (
     gate_sync.enroll,
     gate_sync.push,
     gate_sync.changes_page,
+    gate_sync.stream,
     gate_sync.presence,
     gate_sync.peers,
     gate_sync.snapshot,
@@ -141,6 +143,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
     app[OPERATIONS_KEY] = OPERATIONS
     app[METRICS] = middleware.Metrics()
     app[RESOLVERS] = auth.default_resolvers()
+    app[PRINCIPALS] = auth.PrincipalCache(settings.auth_cache_seconds)
     app[PUSHER] = Pusher(settings.push_concurrency)
     app[FEED_READS] = FeedReads()
     app[UPLOADS] = UploadSlots(settings.uploads_per_org)
@@ -154,6 +157,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
         )
     )
     app.cleanup_ctx.append(notifier_ctx(settings.database_url.get_secret_value()))
+    app.on_shutdown.append(close_streams)
     amqp = settings.amqp_url.get_secret_value()
     if settings.relay_enabled:
         app.cleanup_ctx.append(relay_ctx(settings))

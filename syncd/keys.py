@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from syncd.outbox.relay import Relay
     from syncd.settings import SyncdSettings
     from syncd.vault import KeyVault
-    from syncd.web.auth import Resolver
+    from syncd.web.auth import PrincipalCache, Resolver
     from syncd.web.middleware import Metrics
     from syncd.web.operations import Operation
     from syncd.web.throttle import ClientAddresses, FailureLimiter
@@ -33,6 +33,7 @@ OPERATIONS: web.AppKey[tuple[Operation, ...]] = web.AppKey("operations")
 POOL = web.AppKey("pool", asyncpg.Pool)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RESOLVERS: web.AppKey[dict[str, Resolver]] = web.AppKey("resolvers")
+PRINCIPALS: web.AppKey[PrincipalCache] = web.AppKey("principals")
 LIMITER: web.AppKey[FailureLimiter] = web.AppKey("failure_limiter")
 ADDRESSES: web.AppKey[ClientAddresses] = web.AppKey("client_addresses")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")

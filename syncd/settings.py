@@ -135,6 +135,25 @@ class SyncdSettings(BaseSettings):
         description="Phones one wallet link may move a ticket to; then the organiser makes a"
         " new link.",
     )
+    auth_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a credential's owner is remembered without asking Postgres (0: ask"
+        " every time). Revocations apply at once while the LISTEN connection is up.",
+    )
+    stream_heartbeat: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Seconds of silence after which a gate's feed stream gets a keepalive"
+        " comment (nothing is read from Postgres for it).",
+    )
+    stream_write_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a write to a gate's feed stream may wait for the gate to read;"
+        " then the stream is closed.",
+    )
     enroll_code_ttl: float = Field(
         default=86400.0, gt=0, description="Seconds an enrolment code stays usable."
     )

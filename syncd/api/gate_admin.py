@@ -23,6 +23,7 @@ from syncd.api.queries import gate_admin as q
 from syncd.feed import append as feed_append
 from syncd.keys import SETTINGS
 from syncd.vault import hash_token
+from syncd.web.auth import forget_credential
 from syncd.web.docs import PATH_PARAMS
 from syncd.web.errors import ApiError, not_found
 from syncd.web.operations import op
@@ -150,5 +151,6 @@ async def revoke_gate(request: web.Request) -> web.Response:
         "revoked_at = coalesce(revoked_at, now()), code_hash = NULL, credential_hash = NULL",
         feed="revoked",
     )
+    forget_credential(request, "gate", row["gate_id"])  # other replicas: Postgres tells them
     log.info("gate revoked", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
     return json_response(gate_json(row))

@@ -27,6 +27,7 @@ from shared.protocol import (
     PRESENCE_PATH,
     PUSH_PATH,
     SNAPSHOT_PATH,
+    STREAM_PATH,
     EnrollRequest,
     EnrollResponse,
     PeersPage,
@@ -48,9 +49,10 @@ from syncd.checkins.pusher import (
 )
 from syncd.feed import append as feed_append
 from syncd.feed import read as feed
+from syncd.feed.stream import FeedStream, StreamConfig
 from syncd.keys import FEED_READS, NOTIFIER, PUSHER, SETTINGS
 from syncd.vault import hash_token
-from syncd.web.auth import Principal, principal_of
+from syncd.web.auth import Principal, forget_credential, principal_of, resolve
 from syncd.web.errors import ApiError
 from syncd.web.operations import Param, op
 from syncd.web.params import json_response, read_model
@@ -82,6 +84,7 @@ async def enroll(request: web.Request) -> web.Response:
             raise ApiError(401, "bad_code", "enrolment code unknown, used or expired")
         keys = await q.gate_keys(conn, row["event_id"])
         cert = await _certify(request, conn, row, body.peer_key)
+    forget_credential(request, "gate", row["gate_id"])  # a re-enrolment replaced its credential
     log.info("gate enrolled", extra={"gate_id": row["gate_id"], "event_id": row["event_id"]})
     answer = EnrollResponse(
         gate_id=row["gate_id"],
@@ -199,8 +202,43 @@ async def changes_page(request: web.Request) -> web.Response:
         left = deadline - time.monotonic()
         if page.changes or page.snapshot_required or page.cursor != cursor or left <= 0:
             return web.Response(body=page.json(), content_type="application/json")
-        with suppress(TimeoutError):
-            await asyncio.wait_for(flag.wait(), min(left, 5.0))
+        with suppress(TimeoutError):  # no re-read while idle: the notifier wakes us
+            await asyncio.wait_for(flag.wait(), left)
+
+
+@op(
+    "GET",
+    STREAM_PATH,
+    "The change feed pushed as server-sent events (`event: page`, one ChangesPage each) from"
+    " the cursor on, for as long as the gate stays connected.",
+    principals=GATE,
+    tag="gate",
+    produces="text/event-stream",
+    query=(Param("cursor", {"type": "string"}, "opaque; empty = from the start"),),
+)
+async def stream(request: web.Request) -> web.StreamResponse:
+    gate = _gate(request)
+    settings = request.app[SETTINGS]
+    reader = feed.Reader(
+        gate.event_id or 0, gate.subject_id, settings.feed_page, settings.feed_max_behind
+    )
+    cursor = request.query.get("cursor", "")
+    credential = request.headers.get("Authorization", "").partition(" ")[2].strip()
+
+    async def still_valid() -> bool:
+        now = await resolve(request.app, credential)
+        return now is not None and now.kind == "gate" and now.subject_id == gate.subject_id
+
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    config = StreamConfig(settings.stream_heartbeat, settings.stream_write_timeout)
+    notifier = request.app[NOTIFIER]
+    await FeedStream(response, request.app[FEED_READS], pool(request), notifier, config).run(
+        reader, cursor, still_valid
+    )
+    return response
 
 
 @op(

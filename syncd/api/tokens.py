@@ -16,7 +16,7 @@ from syncd.api.common import pool
 from syncd.api.queries import Conn
 from syncd.api.queries import tokens as q
 from syncd.vault import hash_token, new_token
-from syncd.web.auth import principal_of
+from syncd.web.auth import forget_credential, principal_of
 from syncd.web.errors import not_found
 from syncd.web.operations import op
 from syncd.web.params import UINT64, json_response, path_int, read_model
@@ -93,4 +93,5 @@ async def revoke_token(request: web.Request) -> web.Response:
     row = await q.revoke_token(pool(request), token_id, principal_of(request).org_id)
     if row is None:
         raise not_found("token")
+    forget_credential(request, "token", token_id)  # other replicas: Postgres tells them
     return json_response(_token_json(row))

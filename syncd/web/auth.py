@@ -7,10 +7,19 @@ scoping) is enforced in the handlers' queries, which always filter by ``principa
 The lookup needs Postgres; when it cannot be reached its error propagates to
 ``middleware.errors``, which answers 503 with Retry-After (never a 500). Failed lookups (401)
 feed ``throttle``'s per-address limit, which sits in front of this middleware.
+
+``PrincipalCache`` keeps a credential's principal (keyed by the credential's SHA-256, never the
+credential) for ``auth_cache_seconds``, so 10,000 long-polling gates do not cost a query per
+request. Postgres announces every revoked, deleted or replaced credential (migration 0008) and
+the notifier drops it from every replica's cache at once; only while this replica's LISTEN
+connection is down can a revoked credential live on, at most the cache's lifetime. Refusals are
+never cached: they go through the failure limit.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,7 +27,7 @@ import asyncpg
 from aiohttp import web
 
 from shared.protocol import GATE_CREDENTIAL_PREFIX
-from syncd.keys import POOL, RESOLVERS
+from syncd.keys import POOL, PRINCIPALS, RESOLVERS
 from syncd.vault import TOKEN_PREFIX, hash_token
 from syncd.web.errors import ApiError
 from syncd.web.operations import ROLES, operation_of
@@ -37,6 +46,55 @@ class Principal:
 
 
 Resolver = Callable[[asyncpg.Pool, str], Awaitable[Principal | None]]
+
+
+class PrincipalCache:
+    """Credential hash -> (principal, expiry), bounded, the least recently used dropped first."""
+
+    def __init__(
+        self, ttl: float, size: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._clock = clock
+        self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, key: bytes) -> Principal | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if found[1] <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
+
+    def put(self, key: bytes, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[key] = (principal, self._clock() + self.ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget(self, kind: str, subject_id: int) -> None:
+        """A credential changed (``kind`` "gate" or "token"); ``"*"``: anything may have."""
+        if kind == "*":
+            self._entries.clear()
+            return
+        kind = "gate" if kind == "gate" else "token"
+        stale = [
+            key
+            for key, (p, _) in self._entries.items()
+            if p.kind == kind and p.subject_id == subject_id
+        ]
+        for key in stale:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
@@ -76,13 +134,25 @@ async def authenticate(request: web.Request) -> Principal:
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         raise _unauthorized("send Authorization: Bearer <token>")
-    credential = credential.strip()
-    for prefix, resolve in request.app[RESOLVERS].items():
+    principal = await resolve(request.app, credential.strip())
+    if principal is None:
+        raise _unauthorized("token is not valid")
+    return principal
+
+
+async def resolve(app: web.Application, credential: str) -> Principal | None:
+    """Who ``credential`` is, from the cache or Postgres; None: nobody (or revoked)."""
+    cache = app[PRINCIPALS]
+    key = hash_token(credential)
+    if (cached := cache.get(key)) is not None:
+        return cached
+    for prefix, resolver in app[RESOLVERS].items():
         if credential.startswith(prefix) and len(credential) < 256:
-            principal = await resolve(request.app[POOL], credential)
+            principal = await resolver(app[POOL], credential)
             if principal is not None:
+                cache.put(key, principal)
                 return principal
-    raise _unauthorized("token is not valid")
+    return None
 
 
 @web.middleware
@@ -103,3 +173,9 @@ async def auth_middleware(
 
 def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
+
+
+def forget_credential(request: web.Request, kind: str, subject_id: int) -> None:
+    """Drop a credential this request changed from this replica's cache now (the others hear
+    of it from Postgres after the commit; this replica too, but a reply may come first)."""
+    request.app[PRINCIPALS].forget(kind, subject_id)

@@ -75,7 +75,8 @@ CONFLICTS = {
     "claim",  # bad_status, key_unavailable
     "current_pass",  # claimed_elsewhere
 }
-NEEDS_DATABASE = {"enroll", "readyz", "claim", "current_pass"}  # public operations that answer 503 without Postgres
+# public operations that answer 503 without Postgres
+NEEDS_DATABASE = {"enroll", "readyz", "claim", "current_pass"}
 PRODUCES = {"ticket_qr": ("text/plain", "image/png", "image/svg+xml")}
 TEXT = {"type": "string"}
 UPLOAD_SCHEMAS = {"application/json": {"type": "array", "items": {"type": "object"}}}
