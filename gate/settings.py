@@ -132,6 +132,11 @@ class GateSettings(BaseSettings):
         le=MAX_WAIT_SECONDS,
         description="seconds syncd may hold a change-feed request open while online",
     )
+    sync_stream: bool = Field(
+        default=True,
+        description="follow the change feed as syncd pushes it (one open connection); false:"
+        " long-poll it (older syncd versions are long-polled either way)",
+    )
     sync_timeout: float = Field(
         default=10.0, gt=0, le=300, description="seconds to connect, send or wait for an answer"
     )

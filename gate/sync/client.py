@@ -26,6 +26,7 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from gate.sync.sse import SseError, SseParser
 from shared.protocol import (
     CHANGES_PATH,
     ENROLL_PATH,
@@ -33,6 +34,7 @@ from shared.protocol import (
     PRESENCE_PATH,
     PUSH_PATH,
     SNAPSHOT_PATH,
+    STREAM_PATH,
     ChangesPage,
     EnrollRequest,
     EnrollResponse,
@@ -126,6 +128,28 @@ class SyncClient:
         timeout = httpx.Timeout(self.timeout, read=self.timeout + wait)
         return await self._call("GET", CHANGES_PATH, ChangesPage, params=params, limits=timeout)
 
+    async def stream(self, cursor: str, idle: float) -> AsyncIterator[ChangesPage | None]:
+        """The pages syncd pushes from ``cursor`` on, until it closes the stream; None for a
+        keepalive. ``idle`` bounds the silence between two (syncd keeps alive every 15 s)."""
+        timeout = httpx.Timeout(self.timeout, read=idle)
+        params = {"cursor": cursor}
+        async with (
+            self._translated(),
+            self._http.stream("GET", STREAM_PATH, params=params, timeout=timeout) as response,
+        ):
+            if response.status_code != 200:
+                await response.aread()
+                raise _status_error(response)
+            parser = SseParser()
+            async for chunk in response.aiter_bytes():
+                for name, data in _events(parser, chunk):
+                    if name == "revoked":
+                        raise AuthRejectedError(401, "syncd revoked this gate's credential")
+                    if name == "page":
+                        yield _page(data)
+                    elif name == "":
+                        yield None
+
     async def presence(self) -> PresencePage:
         return await self._call("GET", PRESENCE_PATH, PresencePage)
 
@@ -195,6 +219,20 @@ class SyncClient:
             raise UnreachableError(f"syncd unreachable: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:
             raise UnreachableError(f"sync I/O failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _events(parser: SseParser, chunk: bytes) -> list[tuple[str, str]]:
+    try:
+        return list(parser.feed(chunk))
+    except SseError as exc:
+        raise ProtocolError(f"feed stream: {exc}") from exc
+
+
+def _page(data: str) -> ChangesPage:
+    try:
+        return ChangesPage.model_validate_json(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"feed stream: a page does not match the protocol: {exc}") from exc
 
 
 def _status_error(response: httpx.Response) -> SyncError:

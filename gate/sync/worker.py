@@ -81,6 +81,8 @@ class WorkerConfig:
     data_dir: Path = Path(".")
     probe_interval: float = 3.0
     probe_timeout: float = 2.0
+    stream: bool = True  # follow the feed as syncd pushes it; False: long-poll
+    stream_idle: float = 50.0  # silence (no page, no keepalive) after which a stream is dead
 
     @classmethod
     def from_settings(cls, s: GateSettings) -> WorkerConfig:
@@ -93,6 +95,7 @@ class WorkerConfig:
             data_dir=s.data_dir,
             probe_interval=s.sync_probe_interval,
             probe_timeout=s.sync_probe_timeout,
+            stream=s.sync_stream,
         )
 
 
@@ -145,6 +148,7 @@ class SyncWorker:
         self.final_push_seconds = client.timeout
         """How long the last push at stop may take (the app shortens it on a signal)."""
         self._writes: set[asyncio.Future[Any]] = set()
+        self._streaming = config.stream  # False once syncd turned out to have no stream
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, app: object = None) -> None:
@@ -232,11 +236,16 @@ class SyncWorker:
             await self.retrying(self.pull_once)
 
     async def pull_once(self) -> int:
-        """One change-feed request (long-polled when online); returns the changes applied."""
+        """One change-feed request (streamed, else long-polled, when online); returns the
+        changes applied."""
         state = await read_sync_state(self.store)
         if state.snapshot_at is None:
             await self.resync()
             return 0
+        if self.status.online and self._streaming:
+            followed = await self._follow(state.cursor)
+            if followed is not None:
+                return followed
         wait = self.config.long_poll if self.status.online else 0.0
         started = time.monotonic()
         page = await self.client.changes(state.cursor, wait)
@@ -253,6 +262,39 @@ class SyncWorker:
         self._online(last_pull_at=now)
         if not page.changes and not page.more and time.monotonic() - started < wait / 2:
             await self._sleep(self.config.idle_pause)  # syncd did not hold the request
+        return applied
+
+    async def _follow(self, cursor: str) -> int | None:
+        """Apply pages as syncd pushes them until the stream ends; returns the changes applied.
+
+        An older syncd without the stream (404) is long-polled from then on (None: nothing was
+        followed). A stream that ends at once with nothing (a replica stopping) is followed
+        again after ``idle_pause``."""
+        applied, started, noted = 0, time.monotonic(), time.monotonic()
+        try:
+            async for page in self.client.stream(cursor, self.config.stream_idle):
+                now = self._clock()
+                if page is None:  # a keepalive: the link is alive
+                    if time.monotonic() - noted >= self.config.long_poll:
+                        noted = time.monotonic()
+                        await self._write(note_pull(self.store, now))
+                        self._online(last_pull_at=now)
+                    continue
+                if page.snapshot_required:
+                    log.info("syncd asks for a snapshot", extra={"cursor": cursor})
+                    await self.resync()
+                    return applied
+                applied += await self._write(apply_changes(self.store, page, now=now))
+                cursor = page.cursor
+                self._online(last_pull_at=now)
+        except ProtocolError as exc:
+            if exc.status != 404:
+                raise
+            log.info("syncd has no feed stream: long-polling")
+            self._streaming = False
+            return None
+        if not applied and time.monotonic() - started < 1.0:
+            await self._sleep(self.config.idle_pause)
         return applied
 
     async def resync(self) -> None:
