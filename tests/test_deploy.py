@@ -18,6 +18,8 @@ import pytest
 from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
+from syncd.settings import SyncdSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 PACKAGES = ("shared", "gate", "syncd", "tessera_cli")
@@ -180,6 +182,16 @@ def test_proxy_balances_both_replicas_and_lets_long_polls_through() -> None:
     assert "proxy_buffering off" in changes
     timeout = re.search(r"proxy_read_timeout\s+(\d+)s", changes)
     assert timeout and int(timeout.group(1)) > 30  # shared.protocol.MAX_WAIT_SECONDS = 30
+
+
+def test_proxy_passes_feed_streams_unbuffered_beyond_a_keepalive() -> None:
+    """A buffering proxy would hold a gate's pushed changes until its buffer fills."""
+    text = (DEPLOY / "proxy" / "nginx.conf").read_text(encoding="utf-8")
+    stream = text.split("location /api/v1/gate/stream", 1)[1].split("}", 1)[0]
+    assert "proxy_buffering off" in stream
+    timeout = re.search(r"proxy_read_timeout\s+(\d+)s", stream)
+    heartbeat = SyncdSettings.model_fields["stream_heartbeat"].default
+    assert timeout and int(timeout.group(1)) >= 3 * heartbeat
 
 
 def test_proxy_body_limit_is_syncds_list_limit() -> None:
