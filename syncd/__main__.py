@@ -97,15 +97,28 @@ def migrate(wait: float) -> None:
 @click.option("--host", default=None, help="Override SYNCD_HOST.")
 @click.option("--port", type=int, default=None, help="Override SYNCD_PORT.")
 @click.option("--check-config", is_flag=True, help="Check settings and schema, then exit.")
-def serve(host: str | None, port: int | None, check_config: bool) -> None:
-    """Run the HTTP service."""
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Processes serving the port together, one per core (overrides SYNCD_WORKERS).",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Share the port (a worker).")
+def serve(
+    host: str | None, port: int | None, check_config: bool, workers: int | None, reuse_port: bool
+) -> None:
+    """Run the HTTP service (with --workers N, N processes on one port, SO_REUSEPORT)."""
     from syncd.app import create_app
     from syncd.web.logs import register_secret, setup_logging
     from syncd.web.server import serve as serve_app
+    from syncd.web.workers import supervise, worker_command
 
     settings = _settings()
     updates: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings.model_copy(update=updates)
+    count = workers if workers is not None else settings.workers
+    if count > 1 and settings.port == 0:
+        raise click.ClickException("--workers needs a fixed port (SYNCD_PORT), not 0")
     try:
         app = create_app(settings)
     except ConfigError as exc:
@@ -117,10 +130,12 @@ def serve(host: str | None, port: int | None, check_config: bool) -> None:
         click.echo("configuration OK")
         return
     setup_logging(settings.log_level)
+    if count > 1:
+        raise SystemExit(supervise(count, worker_command(settings.host, settings.port)))
     register_secret(settings.master_key.get_secret_value() if settings.master_key else None)
     for url in (settings.database_url, settings.amqp_url):
         register_secret(_password(url.get_secret_value()))
-    asyncio.run(serve_app(app, settings.host, settings.port))
+    asyncio.run(serve_app(app, settings.host, settings.port, reuse_port=reuse_port))
 
 
 def _password(url: str) -> str | None:

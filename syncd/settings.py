@@ -23,6 +23,13 @@ class SyncdSettings(BaseSettings):
         description="RabbitMQ URL (aio-pika).",
     )
     host: str = Field(default="127.0.0.1", description="Address to bind.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Processes serving the port together (SO_REUSEPORT), e.g. one per core;"
+        " each has its own pools (SYNCD_POOL_MAX each).",
+    )
     port: int = Field(default=8080, ge=0, le=65535, description="Port to bind.")
     master_key: SecretStr | None = Field(
         default=None,

@@ -94,8 +94,11 @@ class SyncdRunner(web.AppRunner):
         return server
 
 
-async def serve(app: web.Application, host: str, port: int, **runner_args: Any) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down cleanly (cleanup_ctx in reverse)."""
+async def serve(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False, **runner_args: Any
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down cleanly (cleanup_ctx in reverse).
+    ``reuse_port``: share the port with the other workers of ``syncd serve --workers``."""
     runner = SyncdRunner(app, access_log=None, **runner_args)
     await runner.setup()
     stop = asyncio.Event()
@@ -103,7 +106,7 @@ async def serve(app: web.Application, host: str, port: int, **runner_args: Any) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         log.info("listening", extra={"host": host, "port": port})
         await stop.wait()
     finally:
