@@ -66,6 +66,9 @@ STATEFUL_422 = {
     "push_list": "a list is CSV/JSON/NDJSON rows with an external_ref each",
     "create_gate": "the zone must be one of the event's zones",
 }
+# Answers that never end, by design: a request/response fuzzer would wait out every example.
+# The feed stream's inputs (cursor, credentials) are attacked in tests/syncd/feed/test_stream.py.
+ENDLESS = {"stream"}
 KNOWN: list[tuple[str, str]] = []  # (operation, check) switched off; none today
 
 
@@ -76,6 +79,8 @@ def _config(path: Path, token: str, credential: str) -> Path:
         # A long-poll would hold each example up to 30 s; its parameter is checked elsewhere.
         '[parameters]\n"query.wait" = 0\n'
     )
+    for operation in ENDLESS:
+        text += f'\n[[operations]]\ninclude-operation-id = "{operation}"\nenabled = false\n'
     for operation in STATEFUL_422:
         text += (
             f'\n[[operations]]\ninclude-operation-id = "{operation}"\n'
