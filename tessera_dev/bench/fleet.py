@@ -1,0 +1,517 @@
+"""Benchmark: a Saturday night's fleet of connected gates on one syncd host (issue 22).
+
+Starts ``syncd serve`` (``--workers W``; W=1 is one replica on one core) with the outbox relay on
+a fresh database and its own exchange, and enrols gates over the public API, ``--per-event`` to
+an event. Every gate follows its event's change feed the way real gates do: one server-sent
+event stream each (``--mode stream``, today's gates) or a long-poll loop (``--mode long-poll``,
+older gates). Then, for each size of ``--sizes`` (gates are added between sizes):
+
+* **idle**: ``--idle`` seconds with no traffic: syncd's CPU (all its processes, % of one core)
+  and Postgres transactions/s on the bench database (what merely being connected costs);
+* **wake**: one admission pushed by one gate of each of ``--wake`` events in turn; latency from
+  the push's start to each of that event's other gates receiving it (p99 over all of them);
+* **door traffic**: for ``--traffic`` seconds, ``--pushers`` of the gates (one in twenty: one
+  gate an event) each push one admission every ``--interval`` s, staggered; push latency (p99),
+  convergence (push start to the *last* of the event's other gates receiving it, p99), stored
+  (check-ins in Postgres from the window) against offered, and every delivery checked.
+
+Pages are skimmed with a regular expression (gate id and seq of each check-in), not decoded:
+decoding is the gates' CPU, which here shares the cores with syncd. ``--syncd-root DIR`` runs
+the syncd of another checkout (its own migrations), to measure an older build the same way.
+The bench raises its own open-files limit (and its syncd's) to the hard limit and says so when
+that is too low for the sizes asked. The last line reads::
+
+    fleet: G gates, E events: stored S/s of O offered, push p99 P ms, convergence p99 C ms,
+    idle syncd CPU I %
+
+    scripts/bench_fleet [--sizes 1000,2500,5000,10000] [--per-event 20] [--mode stream]
+                        [--workers 1] [--idle 15] [--traffic 20] [--quick] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from shared.protocol import CHANGES_PATH, ENROLL_PATH, PUSH_PATH, STREAM_PATH
+from tessera_dev.bench.kit import (
+    AMQP_URL,
+    PG_URL,
+    BenchError,
+    admin_sql,
+    cleanup_exchange,
+    cpu_groups,
+    cpu_snapshot,
+    free_port,
+    pct,
+)
+from tessera_dev.bench.servers import ROOT, wait_ready
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_CHECKIN = re.compile(
+    rb'"gate_id":(\d+),"gate_name":"[^"]*","direction":"\w+","at":[^,]+,"conflict":\w+,"seq":(\d+)'
+)
+_CURSOR = re.compile(rb'"cursor":"(\d*)"')
+_SNAPSHOT = re.compile(rb'"snapshot_required":true')
+
+
+# --- the fleet -------------------------------------------------------------------------------
+
+
+@dataclass
+class Gate:
+    gate_id: int
+    event_id: int
+    credential: str
+    seq: int = 0
+
+    def h(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential}"}
+
+
+@dataclass
+class Fleet:
+    """Every gate, what each received, and the check-ins the bench waits for."""
+
+    base: str
+    session: aiohttp.ClientSession
+    mode: str
+    gates: list[Gate] = field(default_factory=list)
+    by_event: dict[int, list[Gate]] = field(default_factory=dict)
+    watching: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # arrivals
+    followers: list[asyncio.Task[None]] = field(default_factory=list)
+    connected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def received(self, raw: bytes) -> None:
+        now = time.monotonic()
+        for gate_id, seq in _CHECKIN.findall(raw):
+            arrivals = self.watching.get((int(gate_id), int(seq)))
+            if arrivals is not None:
+                arrivals.append(now)
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, body: object, headers: dict[str, str]
+) -> dict:
+    async with session.post(url, json=body, headers=headers) as resp:
+        raw = await resp.read()
+    if resp.status >= 300:
+        raise BenchError(f"POST {url} answered {resp.status}: {raw[:300]!r}")
+    answer: dict = json.loads(raw)
+    return answer
+
+
+async def enrol(fleet: Fleet, token: str, events: int, per_event: int) -> None:
+    """``events`` more events of ``per_event`` gates, over the public API (32 at a time)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    limit = asyncio.Semaphore(32)
+
+    async def one_gate(event_id: int, i: int) -> Gate:
+        async with limit:
+            url = f"{fleet.base}/api/v1/events/{event_id}/gates"
+            code = (await _post(fleet.session, url, {"name": f"g{i}"}, auth))["code"]
+            got = await _post(fleet.session, fleet.base + ENROLL_PATH, {"code": code}, {})
+            return Gate(got["gate_id"], event_id, got["credential"])
+
+    async def one_event(n: int) -> None:
+        async with limit:
+            url = fleet.base + "/api/v1/events"
+            event_id = (await _post(fleet.session, url, {"name": f"Fleet {n}"}, auth))["event_id"]
+        gates = await asyncio.gather(*(one_gate(event_id, i) for i in range(per_event)))
+        fleet.by_event[event_id] = list(gates)
+        fleet.gates += gates
+
+    first = len(fleet.by_event)
+    await asyncio.gather(*(one_event(first + n) for n in range(events)))
+
+
+async def follow(fleet: Fleet, gate: Gate) -> None:
+    """One gate following its feed until cancelled; reconnects as a gate would."""
+    cursor, counted = "", False
+    while True:
+        try:
+            if fleet.mode == "stream":
+                cursor = await _stream(fleet, gate, cursor, counted)
+            else:
+                cursor = await _long_poll(fleet, gate, cursor, counted)
+            counted = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            fleet.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            await asyncio.sleep(random.uniform(0.5, 2.0))
+
+
+async def _stream(fleet: Fleet, gate: Gate, cursor: str, counted: bool) -> str:
+    url = fleet.base + STREAM_PATH
+    async with fleet.session.get(url, params={"cursor": cursor}, headers=gate.h()) as resp:
+        if resp.status != 200:
+            raise BenchError(f"stream answered {resp.status}")
+        if not counted:
+            fleet.connected += 1
+        async for line in resp.content:
+            if line.startswith(b"data: "):
+                fleet.received(line)
+                if (found := _CURSOR.search(line)) is not None:
+                    cursor = found[1].decode()
+                if _SNAPSHOT.search(line):
+                    cursor = ""
+    return cursor
+
+
+async def _long_poll(fleet: Fleet, gate: Gate, cursor: str, counted: bool) -> str:
+    if not counted:
+        fleet.connected += 1
+    while True:
+        params = {"cursor": cursor, "wait": "25"}
+        async with fleet.session.get(
+            fleet.base + CHANGES_PATH, params=params, headers=gate.h()
+        ) as resp:
+            raw = await resp.read()
+        if resp.status != 200:
+            raise BenchError(f"changes answered {resp.status}")
+        fleet.received(raw)
+        if _SNAPSHOT.search(raw) or (found := _CURSOR.search(raw)) is None:
+            cursor = ""
+        else:
+            cursor = found[1].decode()
+
+
+async def push(fleet: Fleet, gate: Gate) -> tuple[float, list[float], float]:
+    """One admission by ``gate``: (start, the arrivals list to fill, push latency in s)."""
+    gate.seq += 1
+    arrivals: list[float] = []
+    fleet.watching[(gate.gate_id, gate.seq)] = arrivals
+    row = {
+        "seq": gate.seq,
+        "scan_id": uuid.uuid4().hex,
+        "ticket_id": gate.gate_id * 1000 + gate.seq,
+        "direction": "in",
+        "outcome": "admit",
+        "via": "scanner",
+        "scanned_at": time.time(),
+    }
+    started = time.monotonic()
+    body = {"sent_at": time.time(), "checkins": [row]}
+    await _post(fleet.session, fleet.base + PUSH_PATH, body, gate.h())
+    return started, arrivals, time.monotonic() - started
+
+
+async def poll_until(check: Callable[[], bool], seconds: float, step: float) -> None:
+    """Until ``check()`` or ``seconds`` passed (a bench polls its own counters)."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(step)
+
+
+# --- phases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    gates: int
+    events: int
+    idle_cpu: float = 0.0
+    idle_tps: float = 0.0
+    wake_p99: float = float("nan")
+    push_p99: float = float("nan")
+    convergence_p99: float = float("nan")
+    offered: int = 0
+    stored: int = 0
+    seconds: float = 0.0
+    lost: int = 0
+    bench_cpu: float = 0.0
+
+
+async def xacts(pool: asyncpg.Pool, db: str) -> int:
+    row = await pool.fetchrow(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", db
+    )
+    return int(row[0])
+
+
+def cpu_of(groups: object, start: object, end: object, seconds: float, name: str) -> float:
+    return (end.ticks[name] - start.ticks[name]) / CLK_TCK / seconds * 100  # type: ignore[attr-defined]
+
+
+async def idle(row: Row, pool: asyncpg.Pool, db: str, syncd_pid: int, seconds: float) -> None:
+    groups = cpu_groups([syncd_pid], os.getpid())
+    await asyncio.sleep(2)  # connections settle
+    x0, c0, t0 = await xacts(pool, db), cpu_snapshot(groups), time.monotonic()
+    await asyncio.sleep(seconds)
+    x1, c1, t1 = await xacts(pool, db), cpu_snapshot(groups), time.monotonic()
+    row.idle_cpu = cpu_of(groups, c0, c1, t1 - t0, "syncd")
+    row.idle_tps = (x1 - x0) / (t1 - t0)
+
+
+async def wake(row: Row, fleet: Fleet, events: int) -> None:
+    latencies: list[float] = []
+    for event_id in random.sample(sorted(fleet.by_event), min(events, len(fleet.by_event))):
+        gate = fleet.by_event[event_id][0]
+        started, arrivals, _ = await push(fleet, gate)
+        others = len(fleet.by_event[event_id]) - 1
+        await poll_until(lambda a=arrivals, n=others: len(a) >= n, 10.0, 0.005)  # type: ignore[misc]
+        latencies += [a - started for a in arrivals] + [10.0] * (others - len(arrivals))
+        await asyncio.sleep(0.1)
+    row.wake_p99 = pct(latencies, 99) * 1000
+
+
+async def traffic(
+    row: Row, fleet: Fleet, pool: asyncpg.Pool, syncd_pid: int, args: argparse.Namespace
+) -> None:
+    """A share of the gates (one an event by default) push one admission every interval."""
+    pushers = [gates[0] for gates in fleet.by_event.values()]
+    pushers = pushers[: max(1, round(len(fleet.gates) * args.pushers))]
+    done: list[tuple[float, list[float], float, int]] = []
+    before = await pool.fetchval("SELECT count(*) FROM checkins")
+    stop = time.monotonic() + args.traffic
+    groups = cpu_groups([syncd_pid], os.getpid())
+    c0 = cpu_snapshot(groups)
+
+    async def door(gate: Gate, offset: float) -> None:
+        await asyncio.sleep(offset)
+        others = len(fleet.by_event[gate.event_id]) - 1
+        while time.monotonic() < stop:
+            tick = time.monotonic()
+            try:
+                done.append((*await push(fleet, gate), others))
+            except Exception as exc:
+                fleet.errors.append(f"push: {exc}"[:200])
+            await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - tick)))
+
+    started = time.monotonic()
+    await asyncio.gather(*(door(g, random.uniform(0, args.interval)) for g in pushers))
+    row.seconds = time.monotonic() - started
+    c1 = cpu_snapshot(groups)
+    row.bench_cpu = cpu_of(groups, c0, c1, row.seconds, "bench")
+    await asyncio.sleep(5)  # the last deliveries
+    row.offered = len(done)
+    row.stored = int(await pool.fetchval("SELECT count(*) FROM checkins")) - int(before)
+    row.push_p99 = pct([d[2] for d in done], 99) * 1000
+    full = [max(d[1]) - d[0] for d in done if len(d[1]) >= d[3]]
+    row.lost = sum(max(0, d[3] - len(d[1])) for d in done)
+    row.convergence_p99 = pct(full, 99) * 1000 if full else float("nan")
+
+
+async def revocations(fleet: Fleet, token: str, count: int) -> list[float]:
+    """Revoke ``count`` gates; seconds until each one's stream was closed by syncd."""
+    closed: list[float] = []
+    for gate in random.sample(fleet.gates, min(count, len(fleet.gates))):
+        url = fleet.base + STREAM_PATH
+        async with fleet.session.get(url, headers=gate.h()) as resp:
+            await resp.content.readline()
+            path = f"{fleet.base}/api/v1/events/{gate.event_id}/gates/{gate.gate_id}"
+            started = time.monotonic()
+            async with fleet.session.delete(path, headers={"Authorization": f"Bearer {token}"}):
+                pass
+            async for _line in resp.content:
+                pass
+            closed.append(time.monotonic() - started)
+    return closed
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, base: str, token: str, db: str, syncd_pid: int) -> int:
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
+    rows: list[Row] = []
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        asyncpg.create_pool(PG_URL.rsplit("/", 1)[0] + "/" + db, min_size=1, max_size=2) as pool,
+    ):
+        fleet = Fleet(base, session, args.mode)
+        try:
+            for size in args.sizes:
+                t = time.monotonic()
+                await enrol(
+                    fleet, token, size // args.per_event - len(fleet.by_event), args.per_event
+                )
+                for gate in fleet.gates[len(fleet.followers) :]:
+                    fleet.followers.append(asyncio.create_task(follow(fleet, gate)))
+                await poll_until(lambda: fleet.connected >= len(fleet.gates), 600.0, 0.2)
+                print(
+                    f"{len(fleet.gates):,} gates in {len(fleet.by_event):,} events enrolled and"
+                    f" following ({args.mode}) after {time.monotonic() - t:.0f} s",
+                    flush=True,
+                )
+                row = Row(len(fleet.gates), len(fleet.by_event))
+                await idle(row, pool, db, syncd_pid, args.idle)
+                await wake(row, fleet, args.wake)
+                await traffic(row, fleet, pool, syncd_pid, args)
+                rows.append(row)
+                print_row(row, header=len(rows) == 1)
+        finally:
+            for task in fleet.followers:
+                task.cancel()
+            await asyncio.gather(*fleet.followers, return_exceptions=True)
+        closed = await revocations(fleet, token, 5) if args.mode == "stream" else []
+    return report(rows, closed, fleet.errors)
+
+
+def print_row(row: Row, header: bool) -> None:
+    if header:
+        print(
+            "| gates | idle syncd CPU | idle PG transactions/s | wake p99 (19 gates of an event)"
+            " | door traffic: convergence p99 | push p99 | stored / offered | bench CPU |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+    rate = f"{row.stored / row.seconds:.0f} of {row.offered / row.seconds:.0f}/s"
+    print(
+        f"| {row.gates:,} | {row.idle_cpu:.0f} % | {row.idle_tps:,.0f} | {row.wake_p99:.0f} ms"
+        f" | {row.convergence_p99:.0f} ms | {row.push_p99:.0f} ms | {rate}"
+        f" ({row.stored:,} / {row.offered:,}; {row.lost} deliveries missing)"
+        f" | {row.bench_cpu:.0f} % |",
+        flush=True,
+    )
+
+
+def report(rows: list[Row], closed: list[float], errors: list[str]) -> int:
+    if closed:
+        print(
+            f"revoked gates' streams closed after {', '.join(f'{c * 1000:.0f}' for c in closed)} ms"
+        )
+    if errors:
+        print(f"{len(errors)} errors, first: {errors[0]}")
+    last = rows[-1]
+    print(
+        f"fleet: {last.gates} gates, {last.events} events: stored"
+        f" {last.stored / last.seconds:.0f}/s of {last.offered / last.seconds:.0f} offered,"
+        f" push p99 {last.push_p99:.0f} ms, convergence p99 {last.convergence_p99:.0f} ms,"
+        f" idle syncd CPU {last.idle_cpu:.0f} %"
+    )
+    bad = any(r.stored < r.offered or r.lost for r in rows) or any(c > 1.0 for c in closed)
+    return 1 if bad else 0
+
+
+# --- process set-up --------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench_fleet", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1000,2500,5000,10000", help="gate counts, ascending")
+    parser.add_argument("--per-event", type=int, default=20, help="gates an event (default 20)")
+    parser.add_argument("--mode", choices=("stream", "long-poll"), default="stream")
+    parser.add_argument("--workers", type=int, default=1, help="syncd serve --workers")
+    parser.add_argument("--idle", type=float, default=15.0, help="seconds of the idle phase")
+    parser.add_argument("--wake", type=int, default=30, help="events woken one at a time")
+    parser.add_argument("--traffic", type=float, default=20.0, help="seconds of door traffic")
+    parser.add_argument("--pushers", type=float, default=0.05, help="share of gates pushing")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between pushes")
+    parser.add_argument("--syncd-root", type=Path, default=ROOT, help="checkout whose syncd runs")
+    parser.add_argument("--quick", action="store_true", help="100 and 200 gates, short phases")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.idle, args.wake, args.traffic = "100,200", 3.0, 5, 4.0
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if any(s % args.per_event for s in args.sizes) or args.sizes != sorted(args.sizes):
+        parser.error("--sizes must ascend, each a multiple of --per-event")
+    return args
+
+
+def raise_file_limit(gates: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < gates + 1000:
+        print(f"warning: open-files limit {hard} is below {gates + 1000}", file=sys.stderr)
+    elif soft < hard:
+        print(f"open-files limit raised from {soft} to {hard} (bench and syncd)")
+
+
+def start_syncd(env: dict[str, str], root: Path, workers: int) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    command = [sys.executable, "-m", "syncd", "serve", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    server = subprocess.Popen(command, env=env, cwd=root, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready([base], [server])
+    return base, server
+
+
+def syncd_admin(env: dict[str, str], root: Path, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "syncd", *args], env=env, cwd=root, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise BenchError(f"syncd {' '.join(args)} failed: {out.stderr[-500:]}")
+    return out.stdout.strip()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, _terminated)
+    raise_file_limit(max(args.sizes))
+    db = f"tessera_bench_fleet_{uuid.uuid4().hex[:8]}"
+    exchange = f"tessera-bench-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(args.syncd_root),
+        "SYNCD_DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + db,
+        "SYNCD_AMQP_URL": AMQP_URL,
+        "SYNCD_AMQP_EXCHANGE": exchange,
+        "SYNCD_POOL_MAX": os.environ.get("SYNCD_POOL_MAX", str(max(5, 40 // args.workers))),
+        "SYNCD_MASTER_KEY": "bench-master-key-0123456789abcdefghijkl",
+        "SYNCD_LOG_LEVEL": os.environ.get("SYNCD_LOG_LEVEL", "WARNING"),
+        "SYNCD_AUTH_FAIL_EXEMPT": "127.0.0.1/32",
+    }
+    server: subprocess.Popen | None = None
+    status = 1
+    try:
+        asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
+        syncd_admin(env, args.syncd_root, "migrate")
+        syncd_admin(env, args.syncd_root, "create-org", "Fleet")
+        token = syncd_admin(
+            env, args.syncd_root, "create-token", "--org", "Fleet", "--role", "organiser"
+        )
+        base, server = start_syncd(env, args.syncd_root, args.workers)
+        print(f"syncd from {args.syncd_root} ({args.workers} worker(s)) at {base}")
+        status = asyncio.run(run(args, base, token, db, server.pid))
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        status = 130
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        try:
+            asyncio.run(cleanup_exchange(exchange))
+        except Exception as exc:
+            print(f"could not delete exchange {exchange}: {exc}", file=sys.stderr)
+        if args.keep:
+            print(f"kept database {db}")
+        else:
+            asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
