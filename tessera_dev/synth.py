@@ -46,7 +46,7 @@ class Condition:
     curve: float = 0.0  # paper bent around a vertical axis: bulge as a fraction of the width
     motion: float = 0.0  # motion blur length in code modules (a hand moving the ticket)
     hard: bool = False  # in the hard set (bench_scan --hard): raw decoders miss some
-    t2: bool = False  # a T2-sized code (QR version 10) instead of T1 (version 6)
+    t2: bool = False  # a T2 code (holder-bound rotating, QR version 10) instead of T1 (version 6)
 
     def at(self, **changes: object) -> Condition:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -64,6 +64,8 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("low_light", light=0.3, noise=5),
     Condition("screen", medium="screen"),
     Condition("screen_dark", medium="screen", invert=True),
+    Condition("t2_screen", medium="screen", t2=True),
+    Condition("t2_screen_dark", medium="screen", invert=True, t2=True),
     Condition(
         "harsh", tilt=0.3, rotation=20, blur=0.3, noise=10, light=0.45, glare=80, moderate=False
     ),

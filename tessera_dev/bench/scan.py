@@ -1,9 +1,10 @@
 """Benchmark camera scanning: generated door scenes, replayed through the real capture path.
 
 For each resolution and condition (printed or on-screen tickets; perspective, blur, noise,
-glare, low light, rotation; small and large codes) it writes a video with OpenCV (MJPG/AVI),
-then for each decoder replays it exactly as `gate run --source FILE` does: capture thread ->
-latest-frame slot -> decode (off the loop) -> debounce -> verify/decide -> durable SQLite commit.
+glare, low light, rotation; small and large codes; genuine T2 codes on a phone screen beside
+T1's) it writes a video with OpenCV (MJPG/AVI), then for each decoder replays it exactly as
+`gate run --source FILE` does: capture thread -> latest-frame slot -> decode (off the loop) ->
+debounce -> verify/decide -> durable SQLite commit.
 
 Prints per condition and decoder: decode rate (frames showing a ticket whose code was read),
 tickets admitted, frame-to-decision latency p50/p99 (from the capture thread's read of the frame
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import io
 import logging
 import statistics
@@ -42,13 +42,16 @@ from gate.scan.settings import ScanSettings
 from gate.settings import GateSettings
 from gate.store.db import Store
 from gate.store.importer import import_bundle
-from shared.base45 import b45encode
 from shared.bundle import BundleEvent, BundleHeader, BundleKey, BundleTicket, write_bundle
+from shared.rotating import MAX_PERIOD, rotate, sign_pass, step_at
 from shared.ticket import generate_private_key, key_id, public_raw, sign_ticket
 from tessera_dev.synth import CONDITIONS, HARD, RESOLUTIONS, Condition, script, write_video
 
 EVENT = 1
 KEY = generate_private_key()
+PERIOD = MAX_PERIOD
+"""The bench event's T2 rotation period: a scene's codes, made as its video is written, stay live
+through every replay of it (the period changes nothing a decoder sees)."""
 _QR = zxingcpp.barcode_formats_from_str("QRCode")
 Decoder = Literal["zxing", "zbar"]
 DECODERS: tuple[Decoder, ...] = ("zxing", "zbar")
@@ -86,7 +89,9 @@ async def prepare_store(data_dir: Path, count: int) -> None:
         await store.trust(KEY.public_key())
         raw = base64.urlsafe_b64encode(public_raw(KEY.public_key())).decode()
         header = BundleHeader(
-            BundleEvent(EVENT, "Bench"), [BundleKey(key_id(KEY.public_key()).hex(), raw)], count
+            BundleEvent(EVENT, "Bench", rotation_period=PERIOD),
+            [BundleKey(key_id(KEY.public_key()).hex(), raw)],
+            count,
         )
         buffer = io.BytesIO()
         write_bundle(buffer, header, (BundleTicket(i, i) for i in range(1, count + 1)), KEY)
@@ -132,18 +137,26 @@ async def replay(
     cell.dropped = source.capture.status().dropped
 
 
-def t2_shaped(i: int) -> str:
-    """A code of T2's size and shape (QR version 10): version byte 2 and 194 bytes; the gate
-    cannot verify it yet (T2 is issue 17) but the decoders read it as they will read T2."""
-    body = b"".join(hashlib.sha256(b"%d:%d" % (i, n)).digest() for n in range(7))[:194]
-    return "T2:" + b45encode(b"\x02" + body)
+def t2_code(ticket_id: int, step: int) -> str:
+    """A genuine T2 code (shared.rotating) for the list's ticket ``ticket_id``: its pass bound
+    to a holder key made for this ticket alone, as that phone shows it at ``step``."""
+    holder = generate_private_key()
+    pass_ = sign_pass(
+        KEY,
+        holder_key=public_raw(holder.public_key()),
+        event_id=EVENT,
+        ticket_id=ticket_id,
+        nonce=ticket_id,
+    )
+    return rotate(pass_, holder, step)
 
 
 def make_video(
     path: Path, cond: Condition, size: tuple[int, int], count: int, fps: float, hold: int
 ) -> list[str | None]:
+    step = step_at(time.time(), PERIOD)
     texts = [
-        t2_shaped(i) if cond.t2 else sign_ticket(KEY, event_id=EVENT, ticket_id=i, nonce=i)
+        t2_code(i, step) if cond.t2 else sign_ticket(KEY, event_id=EVENT, ticket_id=i, nonce=i)
         for i in range(1, count + 1)
     ]
     expected: list[str | None] = []
@@ -159,7 +172,7 @@ def make_video(
 
 def print_table(cells: list[Cell]) -> None:
     head = (
-        f"{'resolution':<10} {'condition':<12} {'decoder':<6} {'frames':>6} {'decode%':>8} "
+        f"{'resolution':<10} {'condition':<14} {'decoder':<6} {'frames':>6} {'decode%':>8} "
         f"{'admitted':>9} {'f2d p50':>8} {'f2d p99':>8} {'dec p50':>8} {'dec p99':>8} "
         f"{'dropped':>7}"
     )
@@ -167,7 +180,7 @@ def print_table(cells: list[Cell]) -> None:
     print("-" * len(head))
     for c in cells:
         print(
-            f"{c.resolution:<10} {c.condition.name:<12} {c.decoder:<6} {c.frames_with_code:>6} "
+            f"{c.resolution:<10} {c.condition.name:<14} {c.decoder:<6} {c.frames_with_code:>6} "
             f"{c.rate:>7.1f}% {c.admitted:>4}/{c.tickets:<4} {pct(c.latencies, 50):>6.1f}ms "
             f"{pct(c.latencies, 99):>6.1f}ms {pct(c.decode_ms, 50):>6.1f}ms "
             f"{pct(c.decode_ms, 99):>6.1f}ms {c.dropped:>7}"
@@ -191,6 +204,31 @@ def print_summary(cells: list[Cell]) -> None:
                 f"{statistics.fmean(v for c in mine for v in c.decode_ms):.1f} ms  "
                 f"dropped {sum(c.dropped for c in mine)}  decisions {len(lat)}"
             )
+
+
+def print_screens(cells: list[Cell]) -> None:
+    """Phone-screen scenes (light and dark mode): T1 codes (QR version 6) beside genuine T2
+    codes (QR version 10, shared.rotating) in the same scenes; nothing without a T2 scene."""
+    screens = [c for c in cells if c.condition.medium == "screen" and c.condition.moderate]
+    if not any(c.condition.t2 for c in screens):
+        return
+    print("\nphone screens, T1 beside T2 (decode rate over frames showing a code; admitted):")
+    for res in dict.fromkeys(c.resolution for c in screens):
+        for dec in dict.fromkeys(c.decoder for c in screens):
+            figures = []
+            for label, t2 in (("T1 (QR v6)", False), ("T2 (QR v10)", True)):
+                mine = [
+                    c
+                    for c in screens
+                    if c.resolution == res and c.decoder == dec and c.condition.t2 is t2
+                ]
+                shown = sum(c.frames_with_code for c in mine)
+                read = sum(c.frames_read for c in mine)
+                figures.append(
+                    f"{label} {100 * read / max(1, shown):5.1f}% of {shown:>4} frames, admitted"
+                    f" {sum(c.admitted for c in mine)}/{sum(c.tickets for c in mine)}"
+                )
+            print(f"  {res:<10} {dec:<6} " + "   ".join(figures))
 
 
 @dataclass
@@ -306,6 +344,7 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
     )
     print_table(cells)
     print_summary(cells)
+    print_screens(cells)
 
 
 def main() -> None:
@@ -315,7 +354,7 @@ def main() -> None:
         "--hard",
         action="store_true",
         help="the hard set instead (moire, glare spots, cracks, curved paper, motion blur, dim,"
-        " steep, tiny, dark mode, T2-sized): raw zxing-cpp, raw zbar and Tessera per condition",
+        " steep, tiny, dark mode, T2 codes): raw zxing-cpp, raw zbar and Tessera per condition",
     )
     parser.add_argument("--tickets", type=int, help="tickets per scene (default 40; quick 12)")
     parser.add_argument("--hold", type=int, default=3, help="frames each ticket is in view")

@@ -20,6 +20,7 @@ QUICK = [
     ("bench_lookup", [], "search '4242'"),
     ("bench_snapshot", [], "scans meanwhile:"),
     ("bench_scan", ["--decoders", "zxing", "--conditions", "clean", "glare"], "decode rate"),
+    ("bench_scan", ["--decoders", "zxing", "--conditions", "screen", "t2_screen"], "T2 (QR v10)"),
     ("bench_scan", ["--hard", "--conditions", "tiny", "steep"], "empty 1280x720 frames"),
     ("bench_lists", [], "push 3: complete"),
     ("bench_relay", [], "duplicates 0"),
