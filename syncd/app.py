@@ -34,6 +34,7 @@ from syncd.api import (
 from syncd.checkins.pusher import Pusher
 from syncd.feed.notify import close_streams, notifier_ctx
 from syncd.feed.read import FeedReads
+from syncd.feed.stream import broadcaster_ctx
 from syncd.keys import (
     ADDRESSES,
     FEED_READS,
@@ -157,6 +158,7 @@ def create_app(settings: SyncdSettings) -> web.Application:
         )
     )
     app.cleanup_ctx.append(notifier_ctx(settings.database_url.get_secret_value()))
+    app.cleanup_ctx.append(broadcaster_ctx)
     app.on_shutdown.append(close_streams)
     amqp = settings.amqp_url.get_secret_value()
     if settings.relay_enabled:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from syncd.checkins.pusher import Pusher
     from syncd.feed.notify import Notifier
     from syncd.feed.read import FeedReads
+    from syncd.feed.stream import Broadcaster
     from syncd.lists.spool import UploadSlots
     from syncd.outbox.broker import BrokerProbe
     from syncd.outbox.relay import Relay
@@ -38,6 +39,7 @@ LIMITER: web.AppKey[FailureLimiter] = web.AppKey("failure_limiter")
 ADDRESSES: web.AppKey[ClientAddresses] = web.AppKey("client_addresses")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 FEED_READS: web.AppKey[FeedReads] = web.AppKey("feed_reads")
+BROADCASTER: web.AppKey[Broadcaster] = web.AppKey("broadcaster")
 PUSHER: web.AppKey[Pusher] = web.AppKey("pusher")
 UPLOADS: web.AppKey[UploadSlots] = web.AppKey("list_uploads")
 BROKER: web.AppKey[BrokerProbe] = web.AppKey("broker")

@@ -50,7 +50,7 @@ from syncd.checkins.pusher import (
 from syncd.feed import append as feed_append
 from syncd.feed import read as feed
 from syncd.feed.stream import FeedStream, StreamConfig
-from syncd.keys import FEED_READS, NOTIFIER, PUSHER, SETTINGS
+from syncd.keys import BROADCASTER, FEED_READS, NOTIFIER, PUSHER, SETTINGS
 from syncd.vault import hash_token
 from syncd.web.auth import Principal, forget_credential, principal_of, resolve
 from syncd.web.errors import ApiError
@@ -233,11 +233,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
+    app = request.app
     config = StreamConfig(settings.stream_heartbeat, settings.stream_write_timeout)
-    notifier = request.app[NOTIFIER]
-    await FeedStream(response, request.app[FEED_READS], pool(request), notifier, config).run(
-        reader, cursor, still_valid
+    feed_stream = FeedStream(
+        response,
+        request.transport,
+        app[FEED_READS],
+        pool(request),
+        app[NOTIFIER],
+        config,
+        app[BROADCASTER],
     )
+    await feed_stream.run(reader, cursor, still_valid)
     return response
 
 

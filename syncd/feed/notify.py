@@ -8,9 +8,11 @@ to replica 1. When the connection drops it is reopened with capped backoff, and 
 woken on reconnect (a notification may have been missed while away): waiters always re-read
 the feed, so a spurious wake costs one query and a missed one at most the waiter's timeout.
 
-Streams (``syncd.feed.stream``) ``subscribe``: each has its own wake flag, set at every advance
-of its event's feed (a per-event ``generation`` counts them, so the streams woken by the same
-advance share one feed read), and when its gate's credential changes (``recheck``). A gate holds
+Streams (``syncd.feed.stream``) ``subscribe``: a stream catching up has its own wake flag, set
+at every advance of its event's feed (a per-event ``generation`` counts them, so the streams
+woken by the same advance share one feed read); a stream that caught up is *live*: an advance
+calls ``on_advance`` (the broadcaster) once for the event instead of waking each stream. A
+stream's flag is also set when its gate's credential changes (``recheck``). A gate holds
 at most ``max_streams_per_gate`` streams per replica: a newer one closes the oldest.
 
 ``tessera_credentials`` (payload ``gate:<id>`` or ``token:<id>``, migration 0008) calls every
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -50,6 +52,10 @@ class Subscription:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     recheck: bool = False  # the gate's credential may have changed: look it up again
     closed: bool = False  # replaced by a newer stream of the gate, or the replica stops
+    live: bool = False  # caught up: the broadcaster writes its pages (syncd.feed.stream)
+    cursor: str = ""  # what it has been sent up to, while live
+    last_write: float = 0.0  # monotonic time of its last write
+    write: Callable[[bytes], Awaitable[None]] | None = None  # the stream's writer, while live
 
 
 class Notifier:
@@ -60,6 +66,7 @@ class Notifier:
         self._streams: dict[int, set[Subscription]] = {}  # by event
         self._gate_streams: dict[int, list[Subscription]] = {}  # by gate, oldest first
         self.generation: dict[int, int] = {}  # feed advances heard, per event
+        self.on_advance: Callable[[int], None] | None = None  # the broadcaster's kick
         self._feed: dict[int, asyncio.Event] = {}
         self._credentials: dict[int, asyncio.Event] = {}
         self.on_credentials: list[CredentialCallback] = []
@@ -112,8 +119,17 @@ class Notifier:
         if (flag := self._feed.pop(event_id, None)) is not None:
             flag.set()
         self.generation[event_id] = self.generation.get(event_id, 0) + 1
+        live = False
         for sub in self._streams.get(event_id, ()):
-            sub.wake.set()
+            if sub.live:
+                live = True
+            else:
+                sub.wake.set()
+        if live and self.on_advance is not None:
+            self.on_advance(event_id)
+
+    def live_streams(self, event_id: int) -> list[Subscription]:
+        return [s for s in self._streams.get(event_id, ()) if s.live and not s.closed]
 
     def credential_flag(self, gate_id: int) -> asyncio.Event:
         """The flag set at the next change of ``gate_id``'s credential (revoked, replaced)."""
@@ -152,7 +168,7 @@ class Notifier:
         for event_id, streams in self._streams.items():
             self.generation[event_id] = self.generation.get(event_id, 0) + 1
             for sub in streams:
-                sub.recheck = True
+                sub.recheck, sub.live = True, False  # each reads for itself again
                 sub.wake.set()
         self.outbox.set()
 

@@ -86,12 +86,17 @@ async def head(conn: asyncpg.Connection | asyncpg.Pool, event_id: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Slice:
+class FeedSlice:
     """One read of the feed, shared by every gate asking from the same position."""
 
     changes: list[tuple[int | None, bytes]]  # (gate the change came from, the change's JSON)
     cursor: int  # where the next page starts
     more: bool
+
+    def page_for(self, gate_id: int) -> FeedPage:
+        """The page of one gate: every change but its own check-ins."""
+        mine = [change for gate, change in self.changes if gate != gate_id]
+        return FeedPage(str(self.cursor), mine, self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,9 @@ class FeedReads:
     """Reads feed pages, sharing identical concurrent reads (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._reading: dict[tuple[int, int, int, int, object], asyncio.Future[_Slice | None]] = {}
+        self._reading: dict[
+            tuple[int, int, int, int, object], asyncio.Future[FeedSlice | None]
+        ] = {}
         self.queries = 0  # feed reads run, for tests and introspection
 
     async def page(
@@ -125,26 +132,32 @@ class FeedReads:
     ) -> FeedPage:
         """One page after ``cursor`` (possibly empty; never waits). ``flag`` is the notifier
         flag the caller took before reading (None: share with nobody)."""
+        found = await self.slice(pool, reader, cursor, flag)
+        if found is None:
+            return FeedPage(cursor, [], snapshot_required=True)
+        return found.page_for(reader.gate_id)
+
+    async def slice(
+        self, pool: asyncpg.Pool, reader: Reader, cursor: str, flag: object = None
+    ) -> FeedSlice | None:
+        """The changes after ``cursor`` with the gate each came from (None: snapshot
+        required); every gate's page is ``page_for`` of it."""
         after = parse_cursor(cursor)
         if after is None:
-            return FeedPage(cursor, [], snapshot_required=True)
+            return None
         key = (reader.event_id, after, reader.page_size, reader.max_behind, flag or object())
         if (reading := self._reading.get(key)) is None:
             reading = asyncio.ensure_future(self._read(pool, reader, after))
             self._reading[key] = reading
             reading.add_done_callback(lambda done: self._done(key, done))
-        found = await asyncio.shield(reading)  # a caller that goes away leaves it to the others
-        if found is None:
-            return FeedPage(cursor, [], snapshot_required=True)
-        mine = [change for gate, change in found.changes if gate != reader.gate_id]
-        return FeedPage(str(found.cursor), mine, found.more)
+        return await asyncio.shield(reading)  # a caller that goes away leaves it to the others
 
     def _done(self, key: tuple[int, int, int, int, object], done: asyncio.Future) -> None:
         del self._reading[key]
         if not done.cancelled():
             done.exception()  # retrieved: every caller may have gone away
 
-    async def _read(self, pool: asyncpg.Pool, reader: Reader, after: int) -> _Slice | None:
+    async def _read(self, pool: asyncpg.Pool, reader: Reader, after: int) -> FeedSlice | None:
         self.queries += 1
         async with (
             pool.acquire() as conn,
@@ -156,7 +169,7 @@ class FeedReads:
             rows = await conn.fetch(_PAGE, reader.event_id, after, reader.page_size + 1)
         more = len(rows) > reader.page_size
         rows = rows[: reader.page_size]
-        return _Slice(
+        return FeedSlice(
             [(r["c_gate"], _change(r).model_dump_json().encode()) for r in rows],
             rows[-1]["seq"] if more else top,
             more,
