@@ -26,6 +26,8 @@ QUICK = [
     ("bench_relay", [], "duplicates 0"),
     ("bench_sync", [], "fan-out messages:"),
     ("bench_mesh", [], "propagation ms"),
+    ("bench_fleet", [], "fleet: 200 gates, 10 events: stored"),
+    ("bench_fleet", ["--mode", "long-poll"], "fleet: 200 gates, 10 events: stored"),
 ]
 
 
