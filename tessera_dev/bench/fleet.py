@@ -257,7 +257,9 @@ def cpu_of(groups: object, start: object, end: object, seconds: float, name: str
 
 async def idle(row: Row, pool: asyncpg.Pool, db: str, syncd_pid: int, seconds: float) -> None:
     groups = cpu_groups([syncd_pid], os.getpid())
-    await asyncio.sleep(2)  # connections settle
+    # Connections settle, and Postgres backends publish the enrolment's transactions (an idle
+    # backend flushes its statistics up to 10 s late; they must not count as idle ones).
+    await asyncio.sleep(11)
     x0, c0, t0 = await xacts(pool, db), cpu_snapshot(groups), time.monotonic()
     await asyncio.sleep(seconds)
     x1, c1, t1 = await xacts(pool, db), cpu_snapshot(groups), time.monotonic()
