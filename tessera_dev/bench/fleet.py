@@ -510,10 +510,7 @@ def main() -> None:
             env, args.syncd_root, "create-token", "--org", "Fleet", "--role", "organiser"
         )
         base, server = start_syncd(env, args.syncd_root, args.workers)
-        print(
-            f"syncd from {args.syncd_root} ({args.workers} worker(s), pid {server.pid}) at {base}"
-        )
-        print(f"bench pid {os.getpid()}")
+        print(f"syncd from {args.syncd_root} ({args.workers} worker(s)) at {base}")
         status = asyncio.run(run(args, base, token, db, server.pid))
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
