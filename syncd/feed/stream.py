@@ -202,15 +202,20 @@ class FeedStream:
                 return cursor
 
     async def _wait(self, sub: Subscription) -> None:
-        """Until woken (handed back, replaced, recheck); a keepalive after a silent heartbeat."""
+        """Until woken (handed back, replaced, recheck); a keepalive after a silent heartbeat.
+
+        The flag is cleared on the way out, also when it was already set on the way in (an
+        advance during the catch-up read: the broadcaster, kicked when the stream went live,
+        delivers it); returning with it still set made ``run`` spin without ever yielding,
+        which froze the replica (an e2e test's organiser call timed out)."""
         while not sub.wake.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(sub.wake.wait(), self.config.heartbeat)
-                sub.wake.clear()
-                return
+                break
             if time.monotonic() - sub.last_write >= self.config.heartbeat * 0.9:
                 await self._write(KEEPALIVE)
                 sub.last_write = time.monotonic()
+        sub.wake.clear()
 
     async def _write_now(self, data: bytes) -> None:
         """The broadcaster's write: never waits for the gate (``RuntimeError`` when it would)."""

@@ -16,6 +16,8 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.app import create_app
+from syncd.feed.notify import Notifier
+from syncd.feed.stream import FeedStream, StreamConfig
 from syncd.keys import FEED_READS, NOTIFIER, PRINCIPALS, RESOLVERS
 from syncd.settings import SyncdSettings
 from syncd.web.auth import Principal, PrincipalCache
@@ -250,3 +252,21 @@ def test_the_cache_expires_bounds_and_forgets() -> None:
     off = PrincipalCache(0)
     off.put(b"x", token)
     assert off.get(b"x") is None
+
+
+async def test_a_wake_left_from_the_catch_up_does_not_spin_the_stream() -> None:
+    """Scenario: an advance lands while a stream reads its catch-up page, so its flag is set
+    when it goes live. ``_wait`` returned at once without clearing it, and ``run`` looped on
+    it without ever yielding: the replica froze (found by the e2e outage test)."""
+    notifier = Notifier("postgresql://unused")
+    sub = notifier.subscribe(1, 1)
+    sub.wake.set()
+    config = StreamConfig(heartbeat=5)
+    stream = FeedStream(None, None, None, None, notifier, config, None)  # type: ignore[arg-type]
+    await asyncio.wait_for(stream._wait(sub), 1)
+    assert not sub.wake.is_set()
+    waiting = asyncio.ensure_future(stream._wait(sub))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # now it waits, as it should
+    sub.wake.set()
+    await asyncio.wait_for(waiting, 1)
