@@ -233,19 +233,25 @@ class SyncWorker:
     # -- pull ---------------------------------------------------------------------------------
     async def _pull_loop(self) -> None:
         while True:
-            await self.retrying(self.pull_once)
+            await self.retrying(self.pull)
+
+    async def pull(self) -> int:
+        """Follow the feed while online (its stream, until it ends), else one request; returns
+        the changes applied."""
+        if self.status.online and self._streaming:
+            state = await read_sync_state(self.store)
+            if state.snapshot_at is not None:
+                followed = await self._follow(state.cursor)
+                if followed is not None:
+                    return followed
+        return await self.pull_once()
 
     async def pull_once(self) -> int:
-        """One change-feed request (streamed, else long-polled, when online); returns the
-        changes applied."""
+        """One change-feed request (long-polled when online); returns the changes applied."""
         state = await read_sync_state(self.store)
         if state.snapshot_at is None:
             await self.resync()
             return 0
-        if self.status.online and self._streaming:
-            followed = await self._follow(state.cursor)
-            if followed is not None:
-                return followed
         wait = self.config.long_poll if self.status.online else 0.0
         started = time.monotonic()
         page = await self.client.changes(state.cursor, wait)
