@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared import ticket as t1
-from shared.base45 import Base45Error, b45decode, b45encode
+from shared.base45 import b45encode
 from shared.errors import RejectReason, TicketRejected
 from shared.ticket import Ticket, key_id, public_raw
 
@@ -51,7 +51,6 @@ SIGNATURE_SIZE = 64
 PASS_SIZE = _BODY.size + HOLDER_KEY_SIZE + SIGNATURE_SIZE  # 127
 CODE_SIZE = PASS_SIZE + _STEP.size + SIGNATURE_SIZE  # 195
 TEXT_LENGTH = len(PREFIX) + (CODE_SIZE // 2) * 3 + 2  # 296
-_MAX_TEXT = TEXT_LENGTH + 2  # a trailing CR/LF from a keyboard-wedge scanner
 MAX_STEP = 2**32 - 1
 
 
@@ -99,16 +98,7 @@ def parse_code(text: object) -> Ticket:
         return t1.parse_ticket(text)
     if not isinstance(text, str) or not text.startswith(PREFIX):
         raise TicketRejected(RejectReason.not_a_ticket, "not a Tessera ticket")
-    payload = text[len(PREFIX) : _MAX_TEXT].rstrip("\r\n")
-    if len(text) > _MAX_TEXT or len(payload) != TEXT_LENGTH - len(PREFIX):
-        raise TicketRejected(RejectReason.malformed, "wrong length")
-    try:
-        raw = b45decode(payload)
-    except Base45Error as exc:
-        raise TicketRejected(RejectReason.malformed, str(exc)) from None
-    fields = _BODY.unpack_from(raw)
-    if fields[0] != VERSION:
-        raise TicketRejected(RejectReason.malformed, f"unsupported version {fields[0]}")
+    raw, fields = t1.read_payload(text, PREFIX, TEXT_LENGTH, VERSION)
     holder_end = _BODY.size + HOLDER_KEY_SIZE
     return Ticket(
         version=fields[0],

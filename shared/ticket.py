@@ -30,6 +30,7 @@ import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -49,7 +50,6 @@ BODY_SIZE = _BODY.size  # 31
 SIGNATURE_SIZE = 64
 TICKET_SIZE = BODY_SIZE + SIGNATURE_SIZE  # 95
 TEXT_LENGTH = len(PREFIX) + (TICKET_SIZE // 2) * 3 + 2  # 146
-_MAX_TEXT = TEXT_LENGTH + 2  # a little slack for a trailing CR/LF from keyboard-wedge scanners
 
 Keyring = Mapping[bytes, Ed25519PublicKey]
 """kid (4 bytes) -> public key. Only keys the caller accepts for this event belong in it."""
@@ -159,20 +159,31 @@ def sign_ticket(
     return PREFIX + b45encode(body + private_key.sign(body))
 
 
-def parse_ticket(text: object) -> Ticket:
-    """Decode the fields of a QR text without checking the signature."""
-    if not isinstance(text, str) or not text.startswith(PREFIX):
-        raise TicketRejected(RejectReason.not_a_ticket, "not a Tessera ticket")
-    payload = text[len(PREFIX) : _MAX_TEXT].rstrip("\r\n")
-    if len(text) > _MAX_TEXT or len(payload) != TEXT_LENGTH - len(PREFIX):
+def read_payload(
+    text: str, prefix: str, text_length: int, version: int
+) -> tuple[bytes, tuple[Any, ...]]:
+    """The bytes of a ticket text behind its ``prefix`` and the fields of its first 31 (shared
+    by T1 and T2, ``shared.rotating``); a wrong length, bad base45 or another version is
+    ``malformed``. A trailing CR/LF from a keyboard-wedge scanner is forgiven."""
+    max_text = text_length + 2
+    payload = text[len(prefix) : max_text].rstrip("\r\n")
+    if len(text) > max_text or len(payload) != text_length - len(prefix):
         raise TicketRejected(RejectReason.malformed, "wrong length")
     try:
         raw = b45decode(payload)
     except Base45Error as exc:
         raise TicketRejected(RejectReason.malformed, str(exc)) from None
     fields = _BODY.unpack_from(raw)
-    if fields[0] != VERSION:
+    if fields[0] != version:
         raise TicketRejected(RejectReason.malformed, f"unsupported version {fields[0]}")
+    return raw, fields
+
+
+def parse_ticket(text: object) -> Ticket:
+    """Decode the fields of a QR text without checking the signature."""
+    if not isinstance(text, str) or not text.startswith(PREFIX):
+        raise TicketRejected(RejectReason.not_a_ticket, "not a Tessera ticket")
+    raw, fields = read_payload(text, PREFIX, TEXT_LENGTH, VERSION)
     return Ticket(
         version=fields[0],
         kid=fields[1],
