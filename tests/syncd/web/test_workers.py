@@ -3,6 +3,7 @@ replaced, SIGTERM stops them all cleanly, a fixed port is required."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,6 +38,16 @@ def _listening(port: int) -> set[int]:
     return pids
 
 
+def _workers(supervisor: int) -> set[int]:
+    """The supervisor's live children: its workers."""
+    alive = set()
+    for child in psutil.Process(supervisor).children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # reaped while we looked
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.add(child.pid)
+    return alive
+
+
 def _until(check, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while not check():
@@ -60,9 +71,10 @@ def test_workers_share_a_port_are_replaced_and_stop_together(db_url: str, rabbit
         assert {p.pid for p in psutil.Process(proc.pid).children()} == workers
         for _ in range(20):  # new connections each: every one answered
             assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
-        victim = min(workers)
+        victim = min(_workers(proc.pid))  # a worker, never anything else on the port
         os.kill(victim, signal.SIGKILL)
-        _until(lambda: len(_listening(port)) == 2 and victim not in _listening(port))
+        _until(lambda: victim not in _workers(proc.pid) and len(_workers(proc.pid)) == 2)
+        _until(lambda: _listening(port) == _workers(proc.pid))
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
         survivors = _listening(port)
     finally:
