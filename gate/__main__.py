@@ -180,7 +180,10 @@ def enroll(server: str, code: str, device: str) -> None:
 
     The credential goes to GATE_CREDENTIAL_FILE (mode 0600; default DATA_DIR/credential) and
     is never printed. The event's keys are pinned, the snapshot and presence loaded; `gate run`
-    then syncs on its own.
+    then syncs on its own (a running gate that was revoked resumes within seconds).
+
+    A gate syncd revoked comes back as a new gate: the scans syncd never got from it are sent
+    as the new gate's, the rest of its old journal is kept on the gate (`gate status`).
     """
     result = _run(commands.enroll(_settings(), server, code, device))
     click.echo(
@@ -188,6 +191,10 @@ def enroll(server: str, code: str, device: str) -> None:
         f" {result['event_id']}: {result['tickets']:,} tickets, keys {', '.join(result['keys'])};"
         f" credential in {result['credential_file']}"
     )
+    if carried := result["carried"]:
+        from gate.sync.status import format_carried
+
+        click.echo(format_carried(carried))
 
 
 class _QueryError(click.ClickException):
@@ -244,15 +251,85 @@ class _TicketNumber(click.ParamType):
 @click.argument("ticket_id", type=_TicketNumber())
 @click.option("--event", "event_id", type=int, help="Event, when the ticket number is ambiguous.")
 @click.option("--direction", type=click.Choice(["in", "out"]), help="Default: the gate's.")
-def admit(ticket_id: int, event_id: int | None, direction: str | None) -> None:
+@click.option(
+    "--group/--no-group",
+    default=None,
+    help="Let the rest of the ticket's group in too, each ticket checked on its own"
+    " (default: as GATE_GROUP_ADMIT says).",
+)
+def admit(ticket_id: int, event_id: int | None, direction: str | None, group: bool | None) -> None:
     """Admit TICKET_ID by hand (unreadable code); recorded as a manual check-in.
 
     Every rule but the signature applies, as for a scan: an unknown, expired, not yet valid,
-    revoked, blocked, wrong-zone or already admitted ticket is refused (exit 1).
+    revoked, blocked, wrong-zone or already admitted ticket is refused (exit 1). With --group,
+    an admitted ticket's group follows it: each member is decided and journaled on its own
+    (via "group"), and the output's "group" sums it up ("Group of 4: 3 admitted, ...").
     """
-    decision = _run_query(commands.admit(_settings(), ticket_id, event_id, direction))
+    decision = _run_query(commands.admit(_settings(), ticket_id, event_id, direction, group))
     click.echo(json.dumps(decision.to_json(), ensure_ascii=False))
     sys.exit(0 if decision.admitted else 1)
+
+
+@cli.command()
+@click.argument("seq", type=click.IntRange(1, 2**63 - 1), required=False)
+@click.option("--last", is_flag=True, help="The latest admission of this gate.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def annul(seq: int | None, last: bool, as_json: bool) -> None:
+    """Undo admission SEQ (its number in the journal, as `gate status` and the JSON decision
+    show it), or the latest with --last: the wrong person went through, or the turnstile did
+    not turn. The ticket goes back to where it was (outside after an entry) at this gate, at
+    syncd and at every gate of the event. Refused (exit 1) once the admission is older than
+    GATE_ANNUL_WINDOW, already annulled, or the ticket has moved on since.
+    """
+    from gate.door.annul import AnnulRefused
+
+    if (seq is None) == (not last):
+        raise click.UsageError("give the admission's SEQ or --last (one of them)")
+    try:
+        done = _run(commands.annul(_settings(), seq))
+    except AnnulRefused as exc:
+        if as_json:
+            click.echo(json.dumps({"annulled": False, "error": str(exc)}))
+        else:
+            click.echo(f"Not annulled: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(done.to_json(), ensure_ascii=False) if as_json else done.message)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--camera/--no-camera",
+    default=None,
+    help="Drill the camera path, or skip it. Default: when GATE_CAMERA_SOURCE is set.",
+)
+@click.option(
+    "--no-hooks", is_flag=True, help="Do not run the admit/deny hooks (a relay may open)."
+)
+def drill(as_json: bool, camera: bool | None, no_hooks: bool) -> None:
+    """Pre-doors drill: check this gate, print a green/amber/red board, exit 1 on red.
+
+    Checks the list (loaded, signed by a trusted key, its age), the pinned keys, a rendered
+    test card through the camera path (never journaled) and the live camera, syncd (reachable,
+    clock skew), the journal (drained), free disk for GATE_DRILL_HOURS of scans, the peers and
+    the admit/deny hooks (run with TESSERA_DRILL=1). Each check is bounded by
+    GATE_DRILL_TIMEOUT. An enrolled gate reports the board to syncd (`tessera gate list` shows
+    it); a report that fails is shown, not fatal. Runs beside `gate run` or on its own.
+    """
+    settings = _settings()
+    import logging
+
+    from gate.drill.board import render
+    from gate.drill.run import drill_gate
+
+    logging.getLogger("gate.camera").setLevel(logging.ERROR)  # the test card's replay ends
+    board = _run(drill_gate(settings, camera=camera, hooks=not no_hooks))
+    if as_json:
+        click.echo(json.dumps(board.as_json(), indent=2, ensure_ascii=False))
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(render(board), color=colour)
+    sys.exit(board.exit_code)
 
 
 @cli.command("staff-pin")

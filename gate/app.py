@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from gate.checkin.pipeline import Pipeline
+from gate.door.passage import PassageLane
 from gate.feedback import Feedback
 from gate.feedback.display import Display, KioskInput
 from gate.feedback.display_backend import PipelineBackend
@@ -141,6 +142,7 @@ class GateApp:
         self._pipeline: Pipeline | None = None
         self.sync: SyncWorker | None = None
         self.mesh: PeerMesh | None = None
+        self.lane: PassageLane | None = None
 
     @property
     def store(self) -> Store:
@@ -166,6 +168,7 @@ class GateApp:
             stack.push_async_callback(self._store.close)
             check_zones(self.settings.zones, [e.zones for e in self._store.events.values()])
             self._pipeline = Pipeline(self._store, self.settings, self.sinks)
+            self._start_lane()
             await self._start_sync(stack)
             await self._start_mesh(stack)
             self._pipeline.sinks += self._page()  # the page shows results and asks the pipeline
@@ -176,6 +179,19 @@ class GateApp:
             log.info("gate started", extra={"gate": self.settings.gate_name})
             await self._pump_all()
         log.info("gate stopped", extra={"gate": self.settings.gate_name})
+
+    def _start_lane(self) -> None:
+        """Passage confirmation (GATE_PASSAGE_CONFIRM): the lane is the first sink, so an
+        admission waits for its passage from the moment it is committed."""
+        if not self.settings.passage.confirm:
+            return
+        self.lane = PassageLane(
+            self.store,
+            self.settings.passage,
+            gate=self.settings.gate_name,
+            annul_window=self.settings.annul_window,
+        )
+        self.pipeline.sinks.insert(0, self.lane)
 
     async def _start_sync(self, stack: contextlib.AsyncExitStack) -> None:
         """Start the sync worker (it never blocks scanning) before the parts, so the kiosk page
@@ -207,15 +223,21 @@ class GateApp:
             required=any(isinstance(s, KioskInput) for s in self.sources),
             debouncer=self.debouncer,
         )
+        token = self.settings.passage.token
+        page.api.passage_token = token.get_secret_value() if token is not None else None
+        if self.lane is not None:
+            self.lane.notify = page.show  # an admission annulled for want of a passage
         return [page]
 
     def _page_backend(self) -> PipelineBackend:
         sync, mesh = self.sync, self.mesh
         peers = mesh.status if mesh is not None and mesh.off is None else None
         if sync is None:
-            return PipelineBackend(self.pipeline, peers=peers)
+            return PipelineBackend(self.pipeline, peers=peers, lane=self.lane)
         online = lambda: sync.status.online  # noqa: E731
-        return PipelineBackend(self.pipeline, online, sync.status.as_dict, peers=peers)
+        return PipelineBackend(
+            self.pipeline, online, sync.status.as_dict, peers=peers, lane=self.lane
+        )
 
     async def _pump_all(self) -> None:
         pumps = [asyncio.create_task(self._pump(s), name=f"pump-{s.via}") for s in self.sources]

@@ -15,6 +15,7 @@ from gate.checkin.decide import zone_mask
 from gate.checkin.decision import Decision
 from gate.checkin.messages import day_time
 from gate.checkin.pipeline import Pipeline
+from gate.door.annul import Annulment
 from gate.peer import identity
 from gate.peer.mesh import read_status
 from gate.settings import GateSettings
@@ -26,6 +27,7 @@ from gate.store.stats import read_stats
 from gate.store.syncstate import read_sync_state, save_enrolment
 from gate.sync.client import SyncClient
 from gate.sync.credential import write_credential
+from gate.sync.revocation import learn_before_enrolment
 from gate.sync.status import format_sync, sync_summary
 from gate.sync.worker import fetch_snapshot
 from shared.ticket import public_key_from_b64, public_key_to_b64
@@ -127,6 +129,11 @@ def format_status(s: dict[str, Any]) -> str:
         + (f", {_age(age)} old" if age is not None else ""),
         f"Admitted today:  {s['admitted_today']:,}",
         f"Inside now:      {s['inside_now']:,}",
+        *[
+            f"Check-out:       everyone outside at {e['checkout_time']} ({e['timezone']})"
+            for e in s["events"]
+            if e.get("checkout_time")
+        ],
         f"Journal:         {s['journal_size']:,} scans, {s['unsynced']:,} not yet synced",
         f"Database:        {s['database_bytes'] / 1e6:.1f} MB",
         *format_sync(s["sync"]),
@@ -238,13 +245,26 @@ def _window(row: dict[str, Any]) -> str:
 
 
 async def admit(
-    settings: GateSettings, ticket_id: int, event_id: int | None, direction: str | None
+    settings: GateSettings,
+    ticket_id: int,
+    event_id: int | None,
+    direction: str | None,
+    group: bool | None = None,
 ) -> Decision:
     store = await Store.open(settings.db_path)
     try:
         pipeline = Pipeline(store, settings)
         way: Direction | None = "in" if direction == "in" else "out" if direction else None
-        return await pipeline.manual_admit(ticket_id, event_id=event_id, direction=way)
+        return await pipeline.manual_admit(ticket_id, event_id=event_id, direction=way, group=group)
+    finally:
+        await store.close()
+
+
+async def annul(settings: GateSettings, seq: int | None) -> Annulment:
+    """Undo admission ``seq`` (None: the latest); ``AnnulRefused`` says why not."""
+    store = await Store.open(settings.db_path)
+    try:
+        return await Pipeline(store, settings).annul(seq, via="cli")
     finally:
         await store.close()
 
@@ -259,23 +279,32 @@ async def enroll(
 ) -> dict[str, Any]:
     """Trade the one-time code for this gate's credential, pin the keys, load the snapshot.
 
+    A revoked gate comes back as a new gate: its journal is archived and what syncd has not got
+    is carried to the new identity (``gate.store.carry``; ``carried`` in the answer).
     ``transport`` is for tests (``httpx.MockTransport``)."""
     store = await Store.open(settings.db_path)
     try:
+        await learn_before_enrolment(store, settings, transport)
         before = await read_sync_state(store)
         peer_key = identity.new_key()
         async with SyncClient(server, timeout=settings.sync_timeout, transport=transport) as client:
             enrolled = await client.enroll(
                 code, device or socket.gethostname(), public_key_to_b64(peer_key.public_key())
             )
+        carry_from = None
         if before.gate_id not in (None, enrolled.gate_id):
-            raise ValueError(
-                f"this database belongs to gate #{before.gate_id} ({before.gate_name}); its journal"
-                " cannot move to another gate: use a fresh GATE_DATA_DIR"
-            )
+            if before.revoked_at is None:
+                raise ValueError(
+                    f"this database belongs to gate #{before.gate_id} ({before.gate_name}), which"
+                    " syncd has not revoked; its journal cannot move to another gate: revoke"
+                    " it first, or use a fresh GATE_DATA_DIR"
+                )
+            carry_from = before.gate_id
         write_credential(settings.credential_path, enrolled.credential)
         identity.write_key(settings.peer_key_path, peer_key)
-        await save_enrolment(store, server, settings.credential_path, enrolled)
+        carried = await save_enrolment(
+            store, server, settings.credential_path, enrolled, carry_from=carry_from
+        )
         async with SyncClient(
             server, enrolled.credential, timeout=settings.sync_timeout, transport=transport
         ) as client:
@@ -291,4 +320,5 @@ async def enroll(
         "credential_file": str(settings.credential_path),
         "skew_s": enrolled.server_time - time.time(),
         "peer_certificate": enrolled.certificate is not None,
+        "carried": carried.as_dict() if carried is not None else None,
     }

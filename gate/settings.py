@@ -4,7 +4,7 @@ Every field is documented with its variable in ``SETTINGS_HELP`` (shown by ``gat
 
 ``GateSettings`` is composed: building it also builds every part's settings (``GATE_CAMERA_*``,
 ``GATE_SCAN_*``, ``GATE_DISPLAY_*``, ``GATE_HOOK_*``, ``GATE_SERIAL_*``, ``GATE_EVDEV_*``,
-``GATE_PEER_*``;
+``GATE_PEER_*``, ``GATE_PASSAGE_*``, ``GATE_DRILL_*``;
 ``settings.camera``, ``settings.part(CameraSettings)``), so a typo anywhere fails at start, not
 when a part first reads it. The composition root (``gate.app``) hands each part its own
 settings from this one object; nothing else reads them from the environment again.
@@ -28,6 +28,8 @@ from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gate.camera.settings import CameraSettings
+from gate.door.settings import PassageSettings
+from gate.drill.settings import DrillSettings
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.hooks import HookSettings
 from gate.peer.settings import PeerSettings
@@ -48,6 +50,8 @@ PARTS: tuple[type[BaseSettings], ...] = (
     SerialSettings,
     EvdevSettings,
     PeerSettings,
+    PassageSettings,
+    DrillSettings,
 )
 """The parts' settings classes a GateSettings builds (each with its own GATE_..._ prefix)."""
 MAX_ZONE_BIT = 15
@@ -103,11 +107,30 @@ class GateSettings(BaseSettings):
         description="seconds of phone clock error forgiven on rotating (T2) codes, beyond the one"
         " step either side always allowed; each second keeps a screenshot good that much longer",
     )
+    annul_window: float = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="seconds after an admission in which staff may annul it (gate annul, kiosk)",
+    )
     debounce_seconds: float = Field(
         default=2.0,
         ge=0,
         le=60,
         description="a code seen again within this window is the same scan",
+    )
+    group_admit: bool = Field(
+        default=False,
+        description="an admitted ticket lets the rest of its group (the list's group column) in,"
+        " each member checked and journaled on its own; off: only staff admit a group"
+        " (gate admit --group, the kiosk's Admit group)",
+    )
+    group_max: int = Field(
+        default=20,
+        ge=2,
+        le=500,
+        description="most tickets a group may have to be admitted from one scan; a larger"
+        " group's tickets are scanned one by one",
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="folder for the gate database"
@@ -203,6 +226,14 @@ class GateSettings(BaseSettings):
     @property
     def peer(self) -> PeerSettings:
         return self.part(PeerSettings)
+
+    @property
+    def passage(self) -> PassageSettings:
+        return self.part(PassageSettings)
+
+    @property
+    def drill(self) -> DrillSettings:
+        return self.part(DrillSettings)
 
     @field_validator("zones", mode="before")
     @classmethod

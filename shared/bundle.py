@@ -2,17 +2,22 @@
 
 A bundle is a gzip stream of UTF-8 JSON lines::
 
-    line 1        header  {"format": "tessera-bundle/2", "event": {...}, "keys": [...],
+    line 1        header  {"format": "tessera-bundle/3", "event": {...}, "keys": [...],
                            "ticket_count": N, "issued_at": unix, "cursor": str | null}
     lines 2..N+1  ticket  [ticket_id, nonce, status, zone, category, holder,
-                           valid_from, valid_until]
+                           valid_from, valid_until, group]
     last line     trailer {"signer": kid-hex, "signature": base64url}
 
 A ticket row carries everything the gate's decision needs without the QR (docs/design.md section 2
 minus the signature), so a manual admit by ticket number applies the same rules as a scan:
 ``valid_from`` / ``valid_until`` are Unix seconds (0 = no bound), as in the signed ticket.
-Format 1 rows had no validity window; a reader refuses a format-1 bundle by name rather than
-guess that its tickets are valid forever (an up-to-date syncd or ``tessera bundle`` writes 2).
+``group`` names the ticket's group (an order, a family: up to ``MAX_GROUP_CHARS`` characters,
+"" = none), which a gate may admit from one scan of any member's code.
+
+Formats: 3 added ``group``; 2 has the first eight fields only (read as group ""), and is what
+syncd still writes for a gate that does not ask for 3 (a gate built before groups refuses any
+format but 2, so it keeps loading snapshots). Format 1 rows had no validity window; a reader
+refuses a format-1 bundle by name rather than guess that its tickets are valid forever.
 
 The trailer's Ed25519 signature covers ``b"TESSERA-BUNDLE-1\\0" + sha256(every byte before the
 trailer)``; the prefix keeps bundle signatures from ever being confused with ticket signatures
@@ -40,8 +45,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.errors import BundleError
 from shared.ticket import Keyring, key_id
 
-FORMAT = "tessera-bundle/2"
+FORMAT = "tessera-bundle/3"
+FORMATS = {"tessera-bundle/2": 8, FORMAT: 9}
+"""The formats a reader takes, with the number of fields of their ticket rows."""
 _OLD_FORMATS = ("tessera-bundle/1",)
+MAX_GROUP_CHARS = 64
+"""The longest group name a list may give a ticket (syncd refuses a longer one per row)."""
 _DOMAIN = b"TESSERA-BUNDLE-1\x00"
 TICKET_STATUSES = ("valid", "revoked", "blocked")
 
@@ -64,6 +73,7 @@ class BundleEvent:
     ends_at: int = 0
     rotating: bool = False  # only holder-bound rotating codes (T2) admit; static T1 codes do not
     rotation_period: int = 10  # seconds a T2 code lives (shared.rotating), rotating or not
+    checkout_time: str | None = None  # "HH:MM" local: everyone outside then (shared.checkout)
 
 
 def _known(fields: dict[str, Any], cls: type) -> dict[str, Any]:
@@ -85,9 +95,11 @@ class BundleTicket:
     holder: str | None = None
     valid_from: int = 0  # Unix seconds, 0 = no lower bound
     valid_until: int = 0  # Unix seconds, 0 = no upper bound
+    group: str = ""  # the ticket's group (an order, a family); "" = none
 
-    def to_row(self) -> list[Any]:
-        return [
+    def to_row(self, fields: int = 9) -> list[Any]:
+        """The row of a bundle whose rows have ``fields`` fields (8: format 2, no group)."""
+        row = [
             self.ticket_id,
             self.nonce,
             self.status,
@@ -96,7 +108,9 @@ class BundleTicket:
             self.holder,
             self.valid_from,
             self.valid_until,
+            self.group,
         ]
+        return row[:fields]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +120,27 @@ class BundleHeader:
     ticket_count: int
     issued_at: int = 0
     cursor: str | None = None
+    format: str = FORMAT  # one of FORMATS; "tessera-bundle/2" rows leave the group out
+
+    @property
+    def row_fields(self) -> int:
+        return FORMATS[self.format]
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, **asdict(self)}
+        data = asdict(self)
+        return {"format": data.pop("format"), **data}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BundleHeader:
+        if not isinstance(data, dict):
+            raise BundleError("bad bundle header: not a JSON object")
         if data.get("format") in _OLD_FORMATS:
             raise BundleError(
                 f"bundle format {data['format']} is too old: its tickets carry no validity"
                 f" window; export it again with an up-to-date syncd (`tessera bundle`)"
             )
-        if data.get("format") != FORMAT:
-            raise BundleError(f"not a {FORMAT} bundle")
+        if not isinstance(data.get("format"), str) or data["format"] not in FORMATS:
+            raise BundleError(f"not a tessera bundle (formats: {', '.join(FORMATS)})")
         try:
             return cls(
                 event=BundleEvent(**_known(data["event"], BundleEvent)),
@@ -126,12 +148,12 @@ class BundleHeader:
                 ticket_count=int(data["ticket_count"]),
                 issued_at=int(data.get("issued_at", 0)),
                 cursor=data.get("cursor"),
+                format=data["format"],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"bad bundle header: {exc}") from exc
 
 
-_ROW_FIELDS = len(BundleTicket.__dataclass_fields__)
 _UINT32 = 0xFFFFFFFF
 
 
@@ -150,6 +172,8 @@ def _well_typed(t: BundleTicket) -> bool:
         and (t.holder is None or isinstance(t.holder, str))
         and _is_int(t.valid_from, _UINT32)
         and _is_int(t.valid_until, _UINT32)
+        and isinstance(t.group, str)
+        and len(t.group) <= MAX_GROUP_CHARS
     )
 
 
@@ -167,8 +191,10 @@ def write_bundle(
 ) -> int:
     """Write a signed bundle to a binary stream; returns the number of tickets written.
 
-    The header's ``ticket_count`` must match what ``tickets`` yields, else ``ValueError``.
+    The header's ``ticket_count`` must match what ``tickets`` yields, else ``ValueError``;
+    its ``format`` decides the rows' fields (format 2 leaves each ticket's group out).
     """
+    fields = header.row_fields
     digest = hashlib.sha256()
     count = 0
     with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
@@ -176,7 +202,7 @@ def write_bundle(
         digest.update(head)
         gz.write(head)
         for ticket in tickets:
-            line = _line(ticket.to_row())
+            line = _line(ticket.to_row(fields))
             digest.update(line)
             gz.write(line)
             count += 1
@@ -266,8 +292,9 @@ class BundleReader:
 
     def _ticket(self, row: Any) -> BundleTicket:
         self._count += 1
-        if not isinstance(row, list) or len(row) != _ROW_FIELDS:
-            raise BundleError(f"bad ticket row {self._count}: expected {_ROW_FIELDS} fields")
+        fields = self.header.row_fields
+        if not isinstance(row, list) or len(row) != fields:
+            raise BundleError(f"bad ticket row {self._count}: expected {fields} fields")
         ticket = BundleTicket(*row)
         if not _well_typed(ticket):
             raise BundleError(f"bad ticket row {self._count}: {row!r}"[:200])

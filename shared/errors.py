@@ -40,6 +40,8 @@ class RejectReason(StrEnum):
     bad_holder_signature = "bad_holder_signature"  # not made by the phone the pass is bound to
     code_expired = "code_expired"  # step too old or too new: a screenshot, or a wrong clock
     rotation_required = "rotation_required"  # a static T1 code for an event that needs T2
+    # checked before everything else: the gate itself may not decide (docs/design.md section 3)
+    gate_revoked = "gate_revoked"  # syncd revoked this gate: it refuses every scan until enrolled
 
 
 class TesseraError(Exception):

@@ -12,6 +12,7 @@ a gate credential starts with ``tsg_`` and reaches only its own event's gate end
     GET  /api/v1/gate/snapshot   -> signed bundle (shared.bundle); header.cursor = feed position
     GET  /api/v1/gate/presence   -> PresencePage                    who is inside now
     POST /api/v1/gate/peers      PeersReport    -> PeersPage        my LAN URLs -> the event's gates
+    POST /api/v1/gate/drill      DrillReport    -> DrillAnswer      the pre-doors drill's board
 
 Push: a gate sends its journal in ``seq`` order, in batches; syncd stores each check-in once
 (unique on gate + seq; a different ``scan_id`` for a stored seq is a 409) and answers with the
@@ -35,7 +36,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.bundle import MAX_GROUP_CHARS
+from shared.checkout import CHECKOUT_PATTERN
 
 ENROLL_PATH = "/api/v1/gate/enroll"
 PUSH_PATH = "/api/v1/gate/checkins"
@@ -44,6 +48,8 @@ SNAPSHOT_PATH = "/api/v1/gate/snapshot"
 PRESENCE_PATH = "/api/v1/gate/presence"
 PEERS_PATH = "/api/v1/gate/peers"
 STREAM_PATH = "/api/v1/gate/stream"
+DRILL_PATH = "/api/v1/gate/drill"
+MAX_DRILL_ITEMS = 16
 MAX_PEER_URLS = 8
 GATE_CREDENTIAL_PREFIX = "tsg_"
 MAX_PUSH_BATCH = 1000
@@ -56,10 +62,16 @@ ROUTING_KEYS = (
     "checkout.performed",  # admitted out
     "checkin.conflict",  # a second admission of a ticket while gates were apart
     "tickets.updated",  # list changes (pushes, reissue, revoke ...)
+    "checkin.annulled",  # staff (or a passage that never came) undid an admission
+    "checkin.passed",  # the turnstile or light beam confirmed an admission
+    "checkin.tailgate",  # a passage with no admission
+    "checkout.automatic",  # an event's check-out time passed: everyone counts as outside
 )
 
 Direction = Literal["in", "out"]
-Outcome = Literal["admit", "deny"]
+Outcome = Literal["admit", "deny", "annul", "passed", "tailgate"]
+"""A scan's decision, or a door operation: ``annul`` and ``passed`` are about the same gate's
+admission ``ref_seq``; ``tailgate`` is a passage with no admission (docs/design.md section 8)."""
 _UINT32 = Field(ge=0, le=2**32 - 1)
 _UINT64 = Field(ge=0, le=2**64 - 1)
 MAX_SEQ = 2**63 - 1  # Postgres bigint
@@ -128,8 +140,19 @@ class CheckinIn(_Model):
     reason: str | None = Field(default=None, max_length=64)
     via: str = Field(default="scanner", max_length=32)
     scanned_at: float = _GATE_TIME  # gate clock, Unix seconds
+    ref_seq: int | None = Field(default=None, ge=1, le=MAX_SEQ)  # annul, passed: the admission
 
-    @field_validator("seq", "ticket_id", mode="before")
+    @model_validator(mode="after")
+    def _ref(self) -> CheckinIn:
+        """An annulment or confirmation names an earlier admission; nothing else names one."""
+        if self.outcome in ("annul", "passed"):
+            if self.ref_seq is None or self.ref_seq >= self.seq:
+                raise ValueError(f"{self.outcome} needs ref_seq, an earlier seq of this gate")
+        elif self.ref_seq is not None:
+            raise ValueError(f"a {self.outcome} row has no ref_seq")
+        return self
+
+    @field_validator("seq", "ticket_id", "ref_seq", mode="before")
     @classmethod
     def _integral(cls, value: Any) -> Any:
         """JSON Schema counts 5.0 as an integer, so the strict model takes it as 5 (and still
@@ -142,6 +165,9 @@ class CheckinIn(_Model):
 class PushRequest(_Model):
     sent_at: float = _GATE_TIME  # gate clock, Unix seconds
     checkins: list[CheckinIn] = Field(min_length=1, max_length=MAX_PUSH_BATCH)
+    # Journal rows the gate still holds unsynced besides this batch, for the organisers'
+    # dashboard; optional, so a gate built before it still pushes (None: not reported).
+    backlog: int | None = Field(default=None, ge=0, le=MAX_SEQ)
 
 
 class PushResponse(_Answer):
@@ -162,6 +188,7 @@ class TicketChange(_Answer):
     holder: str | None = None
     valid_from: int = Field(default=0, ge=0, le=2**32 - 1)  # as in the ticket; 0 = no bound
     valid_until: int = Field(default=0, ge=0, le=2**32 - 1)
+    group: str = Field(default="", max_length=MAX_GROUP_CHARS)  # an order, a family; "" = none
 
 
 class CheckinChange(_Answer):
@@ -172,6 +199,7 @@ class CheckinChange(_Answer):
     at: float  # scan time corrected to syncd's clock
     conflict: bool = False
     seq: int | None = None  # the gate's journal seq (peers and the feed dedupe on gate + seq)
+    ref_seq: int | None = None  # checkin.annulled: the seq of the admission it undoes
 
 
 class GateChange(_Answer):
@@ -198,11 +226,12 @@ class EventChange(_Answer):
     ends_at: int = Field(default=0, ge=0, le=MAX_GATE_TIME)
     rotating: bool = False  # only holder-bound rotating codes (T2) admit
     rotation_period: int = Field(default=10, ge=2, le=300)
+    checkout_time: str | None = Field(default=None, pattern=CHECKOUT_PATTERN)  # shared.checkout
 
 
 class Change(_Answer):
     seq: int
-    kind: str  # ticket.*, key.*, checkin.in|out, gate.enrolled|revoked, event.updated
+    kind: str  # ticket.*, key.*, checkin.in|out|annulled, gate.enrolled|revoked, event.updated
     ticket: TicketChange | None = None
     key: KeyInfo | None = None
     checkin: CheckinChange | None = None
@@ -237,3 +266,43 @@ class PeersPage(_Answer):
 
     gates: list[GateChange] = []
     urls: dict[str, list[str]] = {}  # gate_id -> the URLs that gate reported
+
+
+DrillStatus = Literal["ok", "warn", "fail", "skip"]
+DrillResult = Literal["green", "amber", "red"]
+_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"  # no control characters: it is printed to terminals
+
+
+class DrillItem(_Model):
+    """One line of a pre-doors drill's board (``gate.drill``): a check's name, how it went, its
+    figure ("1,204 tickets, 12 min old") and one line of explanation. Text only, no secrets."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    status: DrillStatus
+    figure: str = Field(default="", max_length=120, pattern=_PRINTABLE)
+    detail: str = Field(default="", max_length=240, pattern=_PRINTABLE)
+
+
+def drill_result(statuses: list[str]) -> DrillResult:
+    """Red when an item failed, amber when one only warned, else green (skips count as ok)."""
+    if "fail" in statuses:
+        return "red"
+    return "amber" if "warn" in statuses else "green"
+
+
+class DrillReport(_Model):
+    """A gate's drill, as it ran (gate clock). syncd derives the result from the items; the
+    gate is the one that sent it (its credential), never a field of the body."""
+
+    ran_at: float = _GATE_TIME
+    seconds: float = Field(ge=0, le=3600, allow_inf_nan=False)
+    items: list[DrillItem] = Field(min_length=1, max_length=MAX_DRILL_ITEMS)
+
+    @property
+    def result(self) -> DrillResult:
+        return drill_result([item.status for item in self.items])
+
+
+class DrillAnswer(_Answer):
+    result: DrillResult  # as syncd stored it
+    server_time: float

@@ -6,9 +6,11 @@ router and ``/openapi.json`` describe the same table. What handlers need (settin
 vault, pools, the pusher ...) is put on the app under the keys of ``syncd.keys``; no module
 imports state from here.
 
-Resources start in order (Postgres pool, the LISTEN connection, then the outbox relay and its
-broker connection) and stop in reverse, as ``cleanup_ctx`` generators. The app holds no state
-between requests beyond pools, so any number of replicas can run behind a load balancer.
+Resources start in order (Postgres pool, the LISTEN connection, the feed broadcaster, the
+automatic check-out timer, the gate sightings writer and the dashboard hub, then the outbox
+relay and its broker connection) and stop in reverse, as ``cleanup_ctx`` generators. The app
+holds no state between requests beyond pools, so any number of replicas can run behind a load
+balancer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from shared.errors import ConfigError
 from syncd import db
 from syncd.api import (
     bundle,
+    dashboard,
     events,
     gate_admin,
     gate_sync,
@@ -32,6 +35,8 @@ from syncd.api import (
     wallet,
 )
 from syncd.checkins.pusher import Pusher
+from syncd.checkout.timer import checkout_ctx
+from syncd.dashboard.seen import seen_ctx
 from syncd.feed.notify import close_streams, notifier_ctx
 from syncd.feed.read import FeedReads
 from syncd.feed.stream import broadcaster_ctx
@@ -101,9 +106,15 @@ ROUTES: tuple[Handler, ...] = (
     gate_sync.stream,
     gate_sync.presence,
     gate_sync.peers,
+    gate_sync.drill,
     gate_sync.snapshot,
     stats.stats,
     stats.conflicts,
+    dashboard.dashboard_figures,
+    dashboard.dashboard_stream,
+    dashboard.page,
+    dashboard.vendor_file,
+    dashboard.page_file,
 )
 OPERATIONS: tuple[Operation, ...] = tuple(o for h in ROUTES for o in operations_of(h))
 
@@ -159,7 +170,11 @@ def create_app(settings: SyncdSettings) -> web.Application:
     )
     app.cleanup_ctx.append(notifier_ctx(settings.database_url.get_secret_value()))
     app.cleanup_ctx.append(broadcaster_ctx)
+    app.cleanup_ctx.append(checkout_ctx)
+    app.cleanup_ctx.append(seen_ctx)
+    app.cleanup_ctx.append(dashboard.dashboard_ctx)
     app.on_shutdown.append(close_streams)
+    app.on_shutdown.append(dashboard.close_dashboards)
     amqp = settings.amqp_url.get_secret_value()
     if settings.relay_enabled:
         app.cleanup_ctx.append(relay_ctx(settings))

@@ -15,6 +15,8 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from syncd.checkins.pusher import Pusher
+    from syncd.dashboard.hub import DashboardHub
+    from syncd.dashboard.seen import SeenGates
     from syncd.feed.notify import Notifier
     from syncd.feed.read import FeedReads
     from syncd.feed.stream import Broadcaster
@@ -44,3 +46,5 @@ PUSHER: web.AppKey[Pusher] = web.AppKey("pusher")
 UPLOADS: web.AppKey[UploadSlots] = web.AppKey("list_uploads")
 BROKER: web.AppKey[BrokerProbe] = web.AppKey("broker")
 RELAY: web.AppKey[Relay] = web.AppKey("relay")
+DASHBOARD: web.AppKey[DashboardHub] = web.AppKey("dashboard")
+SEEN: web.AppKey[SeenGates] = web.AppKey("seen_gates")

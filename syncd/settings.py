@@ -115,6 +115,14 @@ class SyncdSettings(BaseSettings):
         description="On shutdown, the relay waits this long for the rounds in flight to be"
         " confirmed, so the next leader does not publish them again.",
     )
+    checkout_interval: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="Seconds between looks for events whose automatic check-out time passed"
+        " (each is announced once, by the first replica to see it); the timer also wakes at"
+        " the next check-out time it knows.",
+    )
     push_concurrency: int = Field(
         default=2,
         ge=1,
@@ -163,6 +171,42 @@ class SyncdSettings(BaseSettings):
     )
     enroll_code_ttl: float = Field(
         default=86400.0, gt=0, description="Seconds an enrolment code stays usable."
+    )
+    dashboard_interval: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=60,
+        description="Least seconds between two computations of one event's dashboard figures;"
+        " the advances in between are folded into the next (one computation per event, written"
+        " to all its open dashboards).",
+    )
+    dashboard_refresh: float = Field(
+        default=10.0,
+        ge=1,
+        le=300,
+        description="Seconds after which an event's open dashboards get its figures again with"
+        " no check-in in between (gates going offline); also their keepalive.",
+    )
+    dashboard_streams_per_token: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Open dashboard streams one API token may hold on a replica; a newer one"
+        " closes the oldest.",
+    )
+    gate_online_seconds: float = Field(
+        default=60.0,
+        ge=10,
+        description="A gate counts as online on the dashboard when it pushed, long-polled or held"
+        " a feed stream within this many seconds (more than the long-poll wait plus"
+        " SYNCD_GATE_SEEN_INTERVAL).",
+    )
+    gate_seen_interval: float = Field(
+        default=10.0,
+        ge=1,
+        le=60,
+        description="Seconds between a replica's writes of the gates it saw (one statement;"
+        " nothing when it saw none).",
     )
     feed_page: int = Field(
         default=1000, ge=1, le=10000, description="Changes per change-feed page."

@@ -72,10 +72,34 @@ def events_list() -> None:
             click.echo(f"{e['event_id']}\t{e['name']}\t{e['starts_at'] or '-'}\t{e['venue']}")
 
 
+def _capacity(values: tuple[str, ...]) -> dict[str, int]:
+    """``--capacity ZONE=N`` (or ``N`` alone: the whole event) as the API's capacity map."""
+    capacity: dict[str, int] = {}
+    for value in values:
+        zone, _, number = value.rpartition("=")
+        if not number.strip().isdigit():
+            raise click.BadParameter(
+                f"{value!r}: use ZONE=N, or N for the whole event", param_hint="--capacity"
+            )
+        capacity[zone.strip() or "*"] = int(number)
+    return capacity
+
+
 def _event_fields(**kw: Any) -> dict[str, Any]:
+    no_checkout = kw.pop("no_checkout", False)
+    no_capacity = kw.pop("no_capacity", False)
+    capacity = _capacity(kw.pop("capacity", ()))
     fields = {k: v for k, v in kw.items() if v not in (None, ())}
+    if capacity or no_capacity:
+        if capacity and no_capacity:
+            raise click.UsageError("--capacity and --no-capacity exclude each other")
+        fields["capacity"] = capacity
     if "zones" in fields:
         fields["zones"] = list(fields["zones"])
+    if no_checkout:
+        if "checkout_time" in fields:
+            raise click.UsageError("--checkout-time and --no-checkout exclude each other")
+        fields["checkout_time"] = None
     return fields
 
 
@@ -96,6 +120,23 @@ _EVENT_OPTIONS = [
         type=click.IntRange(2, 300),
         help="Seconds a rotating code lives (default 10).",
     ),
+    click.option(
+        "--checkout-time",
+        metavar="HH:MM",
+        help="Automatic check-out: everyone counts as outside at this local time every day"
+        " (e.g. 04:00, in the event's time zone).",
+    ),
+    click.option(
+        "--no-checkout", is_flag=True, help="Turn the automatic check-out off (the default)."
+    ),
+    click.option(
+        "--capacity",
+        multiple=True,
+        metavar="ZONE=N",
+        help="Most people inside a zone at once (N alone: the whole event); repeat. Replaces"
+        " the event's capacities; the dashboard shows inside now against them.",
+    ),
+    click.option("--no-capacity", is_flag=True, help="Remove every capacity."),
 ]
 
 

@@ -37,14 +37,16 @@ def register(cli: click.Group, group_cls: type[click.Group], api: Any, out: Any)
     @gate.command("list")
     @click.argument("event_id", type=int)
     def gate_list(event_id: int) -> None:
-        """List gates: id, name, zone, state, acknowledged seq, clock skew, last push."""
+        """List gates: id, name, zone, state, acknowledged seq, clock skew, last push, last
+        pre-doors drill (green, amber or RED with the failing items)."""
         with api() as client:
             gates = client.json("GET", f"/api/v1/events/{event_id}/gates")["gates"]
         for g in gates:
             skew = f"{g['skew']:+.1f}s" if g["skew"] is not None else "-"
             click.echo(
                 f"{g['gate_id']}\t{g['name']}\t{g['zone'] or '-'}\t{g['state']}\t"
-                f"seq {g['acked_seq']}\tskew {skew}\t{g['last_push_at'] or 'never'}"
+                f"seq {g['acked_seq']}\tskew {skew}\t{g['last_push_at'] or 'never'}\t"
+                f"{_drill(g.get('last_drill'))}"
             )
 
     @gate.command("code")
@@ -140,6 +142,15 @@ def register(cli: click.Group, group_cls: type[click.Group], api: Any, out: Any)
             click.echo(f"{seen.duplicates} duplicate(s) skipped", err=True)
 
 
+def _drill(d: dict[str, Any] | None) -> str:
+    """'drill green 2026-06-01T17:02:11', 'drill RED ... (camera, syncd)' or 'never drilled'."""
+    if not d:
+        return "never drilled"
+    result = d["result"].upper() if d["result"] == "red" else d["result"]
+    names = d["failing"] or d["warning"]
+    return f"drill {result} {d['at'][:19]}" + (f" ({', '.join(names)})" if names else "")
+
+
 def _when(at: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at)) if at else "?"
 
@@ -148,13 +159,22 @@ def _stats_lines(s: dict[str, Any]) -> list[str]:
     lines = [
         f"admitted {s['admitted']}  inside {s['inside']}  exits {s['exits']}  "
         f"denied {s['denied']}  conflicts {s['conflicts']}",
+        f"annulled {s.get('annulled', 0)}  passed {s.get('passed', 0)}  "
+        f"tailgates {s.get('tailgates', 0)}",
         "gates:",
     ]
     lines += [
         f"  {g['name']:<20} in {g['admitted']:>7}  out {g['exits']:>7}  denied {g['denied']:>6}"
-        f"  inside {g['inside']:>7}  last push {g['last_push_at'] or 'never'}"
+        f"  inside {g['inside']:>7}  annulled {g.get('annulled', 0):>4}"
+        f"  passed {g.get('passed', 0):>7}  tailgates {g.get('tailgates', 0):>4}"
+        f"  last push {g['last_push_at'] or 'never'}"
+        f"  {_drill(g.get('last_drill'))}"
         for g in s["gates"]
     ]
+    if "drills" in s:
+        lines.append("drills: " + "  ".join(f"{k} {n}" for k, n in s["drills"].items()))
+    if s.get("checked_out_at"):
+        lines.append(f"inside counts entries since the check-out at {_when(s['checked_out_at'])}")
     lines.append("zones:")
     lines += [
         f"  {z or '(any)':<20} in {v['admitted']:>7}  inside {v['inside']:>7}"

@@ -11,6 +11,11 @@ docs/design.md section 2 fixes the order, stopping at the first failure:
    the list's current nonce -> status (revoked, blocked) -> zone allowed at this gate -> entry
    state (already inside, re-entry policy, exit mode).
 
+The entry state is read as of the event's automatic check-out (shared.checkout): an entry
+before its latest check-out instant is yesterday's, so the ticket is outside and, under the
+re-entry policy "never", has not entered today; an exit scan then finds no entry to leave by.
+A gate with no network applies it alike: it needs only the event's settings and the clock.
+
 A manual admit (a ticket number, no code) has no signature and no nonce to check; it applies
 every other rule from the list row: in the local list -> validity window (the list's dates, the
 same clock tolerance) -> status -> zone -> entry state. The window comes after the list look-up
@@ -29,6 +34,7 @@ from gate.checkin import messages
 from gate.checkin.decision import Decision
 from gate.settings import GateSettings
 from gate.store.records import Direction, EntryState, EventInfo, KeyInfo, ListEntry, LocalState
+from shared.checkout import checked_out
 from shared.errors import RejectReason, TicketRejected
 from shared.rotating import check_holder, check_step, parse_code
 from shared.ticket import ALL_ZONES, Ticket, check_window, verify_signature
@@ -149,7 +155,7 @@ def decide(
         reason, message = _entry_rules(local.state, event, ctx)
     if reason is not None:
         return deny(reason, ctx, message=message, entry=entry)
-    reentry = local.state is not None and local.state.last_in_at is not None
+    reentry = _entered_today(local.state, event, ctx.now)
     return Decision(
         outcome="admit",
         reason=None,
@@ -218,10 +224,27 @@ def _window_rule(
     return None, ""
 
 
+def _checked_out(state: EntryState | None, event: EventInfo, now: float) -> bool:
+    """Whether the ticket's last entry was before the event's automatic check-out."""
+    if state is None:
+        return False
+    return checked_out(state.last_in_at, now, event.timezone, event.checkout_time)
+
+
+def _entered_today(state: EntryState | None, event: EventInfo, now: float) -> bool:
+    """Whether the ticket entered since the event's automatic check-out (ever, without one)."""
+    entered = state is not None and state.last_in_at is not None
+    return entered and not _checked_out(state, event, now)
+
+
 def _entry_rules(
     state: EntryState | None, event: EventInfo, ctx: Context
 ) -> tuple[RejectReason | None, str]:
     tz = event.timezone
+    if _checked_out(state, event, ctx.now):  # a new day: outside, whatever last night said
+        if ctx.direction == "out":
+            return RejectReason.not_inside, messages.checked_out(event.checkout_time)
+        return None, ""
     if ctx.direction == "out":
         if state is None or not state.inside:
             return RejectReason.not_inside, messages.FIXED[RejectReason.not_inside]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.store.records import Direction, Outcome
 from shared.errors import RejectReason
+
+if TYPE_CHECKING:
+    from gate.checkin.group import GroupSummary
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,6 +20,8 @@ class Decision:
     the stable code (None on admit). ``latency_ms`` runs from the code's arrival to the commit;
     ``frame_ms``, for a code read by the camera, from the capture of its frame to the moment the
     committed decision is handed to the display (decode, any wait, decision and commit).
+    ``group`` sums up the rest of the ticket's group when its admission let them in too
+    (``gate.checkin.group``; None otherwise).
     """
 
     outcome: Outcome
@@ -32,6 +37,7 @@ class Decision:
     scanned_at: float = 0.0
     latency_ms: float = 0.0
     frame_ms: float | None = None
+    group: GroupSummary | None = None
 
     @property
     def admitted(self) -> bool:
@@ -49,4 +55,5 @@ class Decision:
         }
         if self.frame_ms is not None:
             data["frame_ms"] = round(self.frame_ms, 3)
+        data["group"] = self.group.to_json() if self.group is not None else None
         return {**head, **{k: v for k, v in data.items() if k not in head}}

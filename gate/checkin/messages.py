@@ -29,6 +29,7 @@ FIXED: dict[RejectReason, str] = {
     RejectReason.bad_holder_signature: "Copied code: not from the ticket holder's phone",
     RejectReason.code_expired: "Code expired: show the live code, not a screenshot",
     RejectReason.rotation_required: "Printed code not accepted: open the ticket wallet",
+    RejectReason.gate_revoked: "Gate revoked: no scans until it is enrolled again",
 }
 
 
@@ -79,6 +80,11 @@ def already_inside(at: float | None, gate: str | None, tz: str, now: float) -> s
 def reentry_denied(left_at: float | None, tz: str, now: float) -> str:
     text = FIXED[RejectReason.reentry_denied]
     return f"{text}: left {clock_time(left_at, tz, now)}" if left_at is not None else text
+
+
+def checked_out(checkout_time: str | None) -> str:
+    """An exit scan of a ticket whose last entry was before the automatic check-out."""
+    return f"Checked out at {checkout_time}: no entry to exit"
 
 
 def reissued(rotating: bool) -> str:

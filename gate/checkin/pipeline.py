@@ -4,6 +4,11 @@ The result reaches feedback sinks only after the journal row is committed (``syn
 a power cut after the green light cannot lose the check-in. A scan that cannot be recorded (disk
 full, I/O error) is shown as DENY ``not_recorded`` "Not recorded: scan again", with the ticket
 id when the code was read, never as an admit (and it is not in the journal: nothing could be).
+
+A gate syncd revoked (``store.revoked_at``, gate.store.wipe) decides nothing: every scan and
+manual admit is DENY ``gate_revoked`` "Gate revoked: no scans until it is enrolled again", and
+none is journaled: a revoked gate has no identity at syncd to send it under, a refusal by the
+gate says nothing about the ticket, and the journal stays exactly as it was at the revocation.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from gate.checkin import group as groups
 from gate.checkin import messages
 from gate.checkin.decide import (
     Clock,
@@ -25,10 +31,11 @@ from gate.checkin.decide import (
     verify_code,
 )
 from gate.checkin.decision import Decision
+from gate.door.annul import Annulment, annul
 from gate.feedback import Feedback
 from gate.settings import GateSettings
 from gate.store.db import StaleCacheError, Store
-from gate.store.records import Direction, JournalEntry, LocalState
+from gate.store.records import Direction, EventInfo, JournalEntry, LocalState
 from gate.store.search import check_ticket_id
 from shared.errors import RejectReason
 from shared.ticket import Ticket
@@ -91,7 +98,18 @@ class Pipeline:
         pending = self._decide_code(text, ctx)
         return await self._finish(pending, started, ctx.via, captured_ns)
 
+    async def revoked(self) -> bool:
+        """syncd revoked this gate: it refuses everything until it is enrolled again. No
+        database read (a wipe may hold the connection for seconds; a refusal must not wait):
+        the sync worker re-reads the store while revoked and sees `gate enroll` clear it."""
+        return self.store.revoked_at is not None
+
+    async def _refused(self, ctx: Context, ticket_id: int | None = None) -> Decision:
+        return deny(RejectReason.gate_revoked, ctx, ticket_id=ticket_id)
+
     async def _decide_code(self, text: str, ctx: Context) -> Decision:
+        if await self.revoked():
+            return await self._refused(ctx)
         for _ in range(3):
             try:
                 ticket = verify_code(text, self.store.keys, self.store.events, self._clock_of(ctx))
@@ -117,15 +135,23 @@ class Pipeline:
         ]
 
     async def manual_admit(
-        self, ticket_id: int, *, event_id: int | None = None, direction: Direction | None = None
+        self,
+        ticket_id: int,
+        *,
+        event_id: int | None = None,
+        direction: Direction | None = None,
+        group: bool | None = None,
     ) -> Decision:
         """Admit by ticket number when the code is unreadable: every rule but the signature.
+        ``group``: let the rest of its group in too (None: as ``GATE_GROUP_ADMIT`` says).
 
         Raises ``TicketIdError`` for a number no list can hold (before anything is recorded).
         """
         check_ticket_id(ticket_id)
         started = time.perf_counter()
         ctx = self._context("manual", direction)
+        if await self.revoked():
+            return await self._finish(self._refused(ctx, ticket_id), started, ctx.via)
         if event_id is None:
             events = {e.event_id for e in await self.store.search(str(ticket_id))}
             if len(events) > 1:
@@ -134,13 +160,29 @@ class Pipeline:
         if event_id is None or event_id not in self.store.events:
             denial = deny(RejectReason.unknown_ticket, ctx, ticket_id=ticket_id)
             return await self._finish(self._record(denial), started, ctx.via)
-        return await self._finish(self._manual(ticket_id, event_id, ctx), started, ctx.via)
+        manual = self._manual(ticket_id, event_id, ctx, group)
+        return await self._finish(manual, started, ctx.via)
 
-    async def _manual(self, ticket_id: int, event_id: int, ctx: Context) -> Decision:
+    async def _manual(
+        self, ticket_id: int, event_id: int, ctx: Context, group: bool | None = None
+    ) -> Decision:
         try:
-            return await self._check_in(None, ticket_id, event_id, ctx)
+            return await self._check_in(None, ticket_id, event_id, ctx, group)
         except StaleCacheError:
-            return await self._check_in(None, ticket_id, event_id, ctx)
+            return await self._check_in(None, ticket_id, event_id, ctx, group)
+
+    async def annul(self, seq: int | None = None, *, via: str = "staff") -> Annulment:
+        """Undo admission ``seq`` (None: this gate's latest), within ``GATE_ANNUL_WINDOW``.
+
+        Raises ``AnnulRefused`` saying why nothing was written (see ``gate.door.annul``)."""
+        return await annul(
+            self.store,
+            seq,
+            gate=self.settings.gate_name,
+            now=self._clock(),
+            window=self.settings.annul_window,
+            via=via,
+        )
 
     def _context(self, via: str, direction: Direction | None) -> Context:
         if direction is not None and direction != self._direction:
@@ -148,9 +190,16 @@ class Pipeline:
         return Context(self.settings, self._direction, self._clock(), via)
 
     async def _check_in(
-        self, ticket: Ticket | None, ticket_id: int, event_id: int, ctx: Context
+        self,
+        ticket: Ticket | None,
+        ticket_id: int,
+        event_id: int,
+        ctx: Context,
+        group: bool | None = None,
     ) -> Decision:
         event = self.store.events[event_id]
+        if self.settings.group_admit if group is None else group:
+            return await self._check_in_group(ticket, ticket_id, event, ctx)
 
         def judge(local: LocalState) -> tuple[Decision, JournalEntry]:
             decision = decide(ticket, local, event, ctx, ticket_id=ticket_id)
@@ -161,6 +210,17 @@ class Pipeline:
         except (sqlite3.Error, OSError) as exc:
             raise NotRecordedError(ticket_id, event_id) from exc
         return dataclasses.replace(decision, seq=seq)
+
+    async def _check_in_group(
+        self, ticket: Ticket | None, ticket_id: int, event: EventInfo, ctx: Context
+    ) -> Decision:
+        """A check-in the rest of the ticket's group follows when it is admitted."""
+        limit = self.settings.group_max
+        scan = groups.GroupScan(ticket, ticket_id, event, ctx, self._journal_entry, limit)
+        try:
+            return await groups.check_in(self.store, scan)
+        except (sqlite3.Error, OSError) as exc:
+            raise NotRecordedError(ticket_id, event.event_id) from exc
 
     async def _record(self, decision: Decision) -> Decision:
         try:

@@ -91,6 +91,7 @@ class Display:
         self.guard = HostGuard(settings.host, settings.host_names())
         self.api = KioskApi(settings, self._need_backend, self._on_page)
         self.api.debouncer = debouncer
+        self.api.camera = camera
 
     # -- Feedback -----------------------------------------------------------------------------
     async def show(self, decision: Any) -> None:

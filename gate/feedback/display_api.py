@@ -8,19 +8,34 @@
     POST /api/staff/logout                         -> the session ends
     POST /api/search        {"q": "..."}           -> {"results": [...]}        (staff)
     POST /api/admit         {"ticket_id": n}       -> the decision              (staff)
+                            {"ticket_id": n, "group": true}: its group too (false: alone;
+                            absent: as GATE_GROUP_ADMIT says)
     POST /api/direction     {"direction": "in"}    -> {"direction": "in"}       (staff)
+    POST /api/drill         {}                     -> the pre-doors drill's board (staff;
+                                                      one at a time, else 409)
+    POST /api/annul         {"seq": n} or {}       -> the annulment (latest admission if no seq)
+                                                                                (staff)
+    POST /api/passage       {}                     -> the passage: passed or tailgate
+                                                      (turnstile: GATE_PASSAGE_TOKEN or loopback)
 
 A scan is what any source delivers, so it needs no PIN: it goes through the gate's debouncer
 (a scanner that sends a code twice is one scan) into the same pipeline, ``via="kiosk"``. Its
 text is stripped of surrounding whitespace; one longer than ``MAX_SCAN_CHARS`` is one "Not a
 ticket" (it is judged as ``OVERLONG``, never cut into pieces). Every bad request is one named
 4xx: a body over ``max_body_bytes`` is 413, a ticket number that is not a whole number the
-store can hold (0 .. 2**63-1) is 400, an action the gate refuses (wrong mode) is 409.
+store can hold (0 .. 2**63-1) is 400, an action the gate refuses (wrong mode, an admission
+that can no longer be annulled, passages not confirmed here) is 409.
+
+A passage comes from a turnstile controller or beam, not from a person at the page: it needs
+``Authorization: Bearer GATE_PASSAGE_TOKEN`` when that is set, and otherwise a caller on this
+machine (loopback); either way the Host and Origin checks apply as to every request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -28,6 +43,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from gate.camera.capture import Capture
+from gate.door.annul import AnnulRefused
 from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.staff import MAX_PIN, PinGuard, StaffSessions
 from gate.scan.debounce import Debouncer
@@ -46,9 +63,12 @@ class DisplayBackend(Protocol):
 
     async def status(self) -> Mapping[str, Any]: ...
     async def search(self, query: str) -> Sequence[Mapping[str, Any]]: ...
-    async def admit(self, ticket_id: int) -> Any: ...
+    async def admit(self, ticket_id: int, group: bool | None = None) -> Any: ...
     async def scan(self, text: str) -> Any: ...
     async def set_direction(self, direction: str) -> str: ...
+    async def drill(self, camera: Capture | None) -> Mapping[str, Any]: ...
+    async def annul(self, seq: int | None) -> Any: ...
+    async def passage(self) -> Any: ...
 
 
 class KioskApi:
@@ -66,6 +86,9 @@ class KioskApi:
         self.guard = PinGuard(settings.pin_max_failures, settings.pin_lockout_seconds)
         self.sessions = StaffSessions(settings.staff_session_minutes * 60)
         self.debouncer: Debouncer | None = None  # the gate's, once the display runs in a gate
+        self.camera: Capture | None = None  # the gate's camera: the drill samples its feed
+        self._drilling = asyncio.Lock()
+        self.passage_token: str | None = None  # GATE_PASSAGE_TOKEN, once the gate sets it
         self._backend = backend
         self._present = present
         self._login_lock = asyncio.Lock()
@@ -79,6 +102,9 @@ class KioskApi:
             web.post("/api/search", self._staff_only(self.search)),
             web.post("/api/admit", self._staff_only(self.admit)),
             web.post("/api/direction", self._staff_only(self.direction)),
+            web.post("/api/drill", self._staff_only(self.drill)),
+            web.post("/api/annul", self._staff_only(self.annul)),
+            web.post("/api/passage", self.passage),
         ]
 
     # -- scans (no PIN) -----------------------------------------------------------------------
@@ -161,9 +187,13 @@ class KioskApi:
         return json_response({"results": [dict(r) for r in results]})
 
     async def admit(self, request: web.Request) -> web.Response:
-        number = ticket_id((await body(request)).get("ticket_id"))
+        data = await body(request)
+        number = ticket_id(data.get("ticket_id"))
+        group = data.get("group")
+        if group is not None and not isinstance(group, bool):
+            raise web.HTTPBadRequest(text="group must be true or false")
         try:
-            decision = await self._backend().admit(number)
+            decision = await self._backend().admit(number, group)
         except ValueError as exc:  # e.g. the number is in two events
             raise web.HTTPConflict(text=str(exc)) from None
         return json_response(self._present(decision))
@@ -177,6 +207,55 @@ class KioskApi:
         except ValueError as exc:  # a gate in mode entry or exit has no switch
             raise web.HTTPConflict(text=str(exc)) from None
         return json_response({"direction": now})
+
+    async def drill(self, request: web.Request) -> web.Response:
+        """The drill's board (gate.drill): the same checks as `gate drill`, with the running
+        camera's feed; reported to syncd when enrolled. A few seconds; one at a time."""
+        await body(request)
+        if self._drilling.locked():
+            raise web.HTTPConflict(text="a drill is running: wait for its board")
+        async with self._drilling:
+            return json_response(await self._backend().drill(self.camera))
+
+    async def annul(self, request: web.Request) -> web.Response:
+        raw = (await body(request)).get("seq")
+        seq = None if raw is None else journal_seq(raw)
+        try:
+            done = await self._backend().annul(seq)
+        except AnnulRefused as exc:
+            raise web.HTTPConflict(text=str(exc)) from None
+        return json_response(self._present(done))
+
+    # -- passages (turnstile, beam) -----------------------------------------------------------
+    async def passage(self, request: web.Request) -> web.Response:
+        if self.passage_token is not None:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {self.passage_token}".encode()):
+                raise web.HTTPUnauthorized(text="send Authorization: Bearer GATE_PASSAGE_TOKEN")
+        elif not _loopback(request.remote):
+            raise web.HTTPForbidden(
+                text="passages come from this machine unless GATE_PASSAGE_TOKEN is set"
+            )
+        await body(request)
+        try:
+            done = await self._backend().passage()
+        except LookupError as exc:
+            raise web.HTTPConflict(text=str(exc)) from None
+        return json_response(done.to_json())
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def journal_seq(raw: object) -> int:
+    """A journal seq from JSON: a whole number from 1 to 2**63-1."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= MAX_TICKET_ID:
+        return raw
+    raise web.HTTPBadRequest(text=f"seq must be a whole number from 1 to {MAX_TICKET_ID}")
 
 
 def ticket_id(raw: object) -> int:

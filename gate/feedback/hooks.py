@@ -1,8 +1,10 @@
 """Sound and relay hooks: a configured command run on ADMIT and another on DENY.
 
 The command gets the result in its environment (``TESSERA_OUTCOME``, ``TESSERA_REASON``,
-``TESSERA_MESSAGE``, ``TESSERA_CATEGORY``, ``TESSERA_TICKET_ID``, ``TESSERA_DIRECTION``); the
-holder's name is left out on purpose. Hooks run in the background: a slow buzzer never delays the
+``TESSERA_MESSAGE``, ``TESSERA_CATEGORY``, ``TESSERA_TICKET_ID``, ``TESSERA_DIRECTION``,
+``TESSERA_ADMITTED``: how many tickets the result lets through, 1 for an admit, the group's
+count when the rest of its group came in too, 0 for a denial); the holder's name is left out on
+purpose. Hooks run in the background: a slow buzzer never delays the
 next scan. A hook that fails or overruns its timeout is logged and killed, never raised.
 """
 
@@ -40,7 +42,16 @@ def hook_env(decision: Any) -> dict[str, str]:
         "TESSERA_CATEGORY": str(getattr(decision, "category", "") or ""),
         "TESSERA_TICKET_ID": "" if ticket_id is None else str(ticket_id),
         "TESSERA_DIRECTION": str(getattr(decision, "direction", "")),
+        "TESSERA_ADMITTED": str(_admitted(decision)),
     }
+
+
+def _admitted(decision: Any) -> int:
+    """How many tickets a result lets through (``gate.checkin.group``: a group's count)."""
+    if decision.outcome != "admit":
+        return 0
+    group = getattr(decision, "group", None)
+    return int(group.admitted) if group is not None else 1
 
 
 class CommandHooks:

@@ -139,15 +139,7 @@ class Follower:
             await self._follow(ws, peer)
 
     async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> GateCertificate:
-        timeout = self.settings.timeout
-        challenge = await expect(ws, Challenge, timeout)
-        peer = self.trust.check(challenge.cert)
-        theirs, mine = nonce_bytes(challenge.nonce), new_nonce()
-        proof = self.trust.prove("follower", peer.gate_id, theirs, mine)
-        await send(ws, Hello(cert=self.trust.me.cert.text, nonce=mine.hex(), sig=proof), timeout)
-        welcome = await expect(ws, Welcome, timeout)
-        self.trust.check_proof(peer, "server", welcome.sig, theirs, mine)
-        return peer
+        return await handshake(ws, self.trust, self.settings.timeout)
 
     async def _follow(self, ws: aiohttp.ClientWebSocketResponse, peer: GateCertificate) -> None:
         lost_after = 4 * self.settings.heartbeat
@@ -175,3 +167,20 @@ class Follower:
         last = admissions[-1]
         self._mark = max(self._mark, last.seq)
         self.link.lag_ms = max(0.0, (time.time() - (last.at + last.skew - here)) * 1000)
+
+
+async def handshake(
+    ws: aiohttp.ClientWebSocketResponse, trust: Trust, step: float
+) -> GateCertificate:
+    """The follower's side of the handshake: the server's certificate and proof checked, this
+    gate's sent; the peer's certificate. Nothing is followed until ``Follow`` is sent (the
+    drill closes here: the server sees a follower that left, not a refused one). ``step``
+    bounds each message."""
+    challenge = await expect(ws, Challenge, step)
+    peer = trust.check(challenge.cert)
+    theirs, mine = nonce_bytes(challenge.nonce), new_nonce()
+    proof = trust.prove("follower", peer.gate_id, theirs, mine)
+    await send(ws, Hello(cert=trust.me.cert.text, nonce=mine.hex(), sig=proof), step)
+    welcome = await expect(ws, Welcome, step)
+    trust.check_proof(peer, "server", welcome.sig, theirs, mine)
+    return peer

@@ -56,8 +56,8 @@ LEFT JOIN entry_state s ON s.event_id = k.e AND s.ticket_id = k.i
 """
 _INSERT_JOURNAL = """
 INSERT INTO journal (seq, scan_id, event_id, ticket_id, direction, decision, reason,
-                     scanned_at, via, gate)
-VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     scanned_at, via, gate, ref_seq)
+VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _ENTER = """
 INSERT INTO entry_state (event_id, ticket_id, inside, last_in_at, last_in_gate, entries,
@@ -161,6 +161,10 @@ class Store:
         """Set after every journal append: wakes the sync worker's push at once."""
         self.appends = Pulse()
         """Fired after every journal append: wakes each peer this gate serves."""
+        self.revoked_at: float | None = None
+        """When this gate learnt that syncd revoked it: every scan is refused (gate.store.wipe)."""
+        self.wiped_at: float | None = None
+        """When its holder data was deleted after that; None while the wipe has not finished."""
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -232,6 +236,8 @@ class Store:
         self._data_version = version
         self.keys = await self._load_keys()
         self.events = await self._load_events()
+        rows = await self.conn.execute_fetchall("SELECT revoked_at, wiped_at FROM sync_state")
+        self.revoked_at, self.wiped_at = next(iter(rows), (None, None))
         return True
 
     async def _load_keys(self) -> dict[bytes, KeyInfo]:
@@ -248,7 +254,8 @@ class Store:
     async def _load_events(self) -> dict[int, EventInfo]:
         rows = await self.conn.execute_fetchall(
             "SELECT event_id, name, timezone, reentry, zones, ticket_count, list_issued_at,"
-            " list_imported_at, rotating, rotation_period FROM events ORDER BY event_id"
+            " list_imported_at, rotating, rotation_period, checkout_time FROM events"
+            " ORDER BY event_id"
         )
         return {row[0]: _event(row) for row in rows}
 
@@ -376,6 +383,7 @@ def _insert(db: sqlite3.Connection, entry: JournalEntry) -> int:
             entry.scanned_at,
             entry.via,
             entry.gate,
+            entry.ref_seq,
         ),
     )
     assert cursor.lastrowid is not None
@@ -385,7 +393,7 @@ def _insert(db: sqlite3.Connection, entry: JournalEntry) -> int:
 def _event(row: Any) -> EventInfo:
     zones = {int(bit): name for bit, name in json.loads(row[4]).items()}
     return EventInfo(
-        row[0], row[1], row[2], row[3], zones, row[5], row[6], row[7], bool(row[8]), row[9]
+        row[0], row[1], row[2], row[3], zones, row[5], row[6], row[7], bool(row[8]), row[9], row[10]
     )
 
 

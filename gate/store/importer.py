@@ -24,6 +24,7 @@ from gate.store.db import Store
 from gate.store.records import STATUSES
 from gate.store.search import MAX_TICKET_ID, fold
 from shared.bundle import BundleHeader, BundleReader, BundleTicket
+from shared.checkout import parse_checkout_time
 from shared.errors import BundleError
 from shared.rotating import MAX_PERIOD, MIN_PERIOD
 from shared.ticket import key_id, public_key_from_b64, public_raw
@@ -31,13 +32,14 @@ from shared.ticket import key_id, public_key_from_b64, public_raw
 _STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 _BATCH = 20_000
 _COLUMNS = (
-    "event_id, ticket_id, nonce, status, zone, category_id, holder, valid_from, valid_until, search"
+    "event_id, ticket_id, nonce, status, zone, category_id, holder, valid_from, valid_until,"
+    " search, group_ref"
 )
 
 
 def ticket_insert(table: str) -> str:
     """The INSERT for rows as ``_batch`` makes them, into ``tickets`` or its staging copy."""
-    return f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    return f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ def _batch(
             cid = categories[t.category] = len(categories) + 1
         holder = t.holder or None
         head = (event_id, t.ticket_id, t.nonce, _STATUS_CODE[t.status], t.zone, cid, holder)
-        rows.append((*head, t.valid_from, t.valid_until, fold(holder)))
+        rows.append((*head, t.valid_from, t.valid_until, fold(holder), t.group or None))
     return rows
 
 
@@ -179,10 +181,16 @@ async def _store_event(
         raise BundleError(f"bad rotation flag {e.rotating!r}")
     if not isinstance(period, int) or not MIN_PERIOD <= period <= MAX_PERIOD:
         raise BundleError(f"bad rotation period {period!r}")
+    if e.checkout_time is not None:
+        try:
+            parse_checkout_time(e.checkout_time)
+        except ValueError as exc:
+            raise BundleError(f"bad check-out time {e.checkout_time!r}: {exc}") from None
     await conn.execute(
         "INSERT OR REPLACE INTO events (event_id, name, timezone, reentry, zones, starts_at,"
         " ends_at, ticket_count, list_issued_at, list_imported_at, list_cursor, list_signer,"
-        " rotating, rotation_period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " rotating, rotation_period, checkout_time)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             e.event_id,
             e.name,
@@ -198,6 +206,7 @@ async def _store_event(
             signer,
             e.rotating,
             period,
+            e.checkout_time,
         ),
     )
 

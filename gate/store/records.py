@@ -8,7 +8,9 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 Direction = Literal["in", "out"]
-Outcome = Literal["admit", "deny"]
+Outcome = Literal["admit", "deny", "annul", "passed", "tailgate"]
+"""A journal row's kind: a scan's decision, or a door operation on the admission ``ref_seq``
+(annul, passed) or a passage with no admission (tailgate)."""
 STATUSES = ("valid", "revoked", "blocked")
 """Ticket status by its stored integer code."""
 
@@ -35,6 +37,7 @@ class EventInfo:
     list_imported_at: float = 0.0
     rotating: bool = False  # only T2 (holder-bound rotating) codes admit
     rotation_period: int = 10  # seconds a T2 code lives
+    checkout_time: str | None = None  # "HH:MM" local: everyone counts as outside (shared.checkout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class JournalEntry:
     gate: str
     event_id: int | None = None
     ticket_id: int | None = None
+    ref_seq: int | None = None  # annul, passed: the admission this row is about
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,7 @@ class JournalRow:
     scanned_at: float
     via: str
     synced: bool
+    ref_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@ whole read (about 20 s for 1,000,000 tickets): fine for `gate import-list` befor
 not while scanning. Here the tickets go into a staging table in short transactions (scans
 interleave between them, deciding from the old list), and only after the bundle's signature
 checks out does one short transaction swap the staging table in, with the event, keys and
-sync cursor. A refused, broken or interrupted snapshot leaves the old list in force.
+sync cursor. A refused, broken or interrupted snapshot leaves the old list in force. A
+revoked gate (gate.store.wipe) stages nothing, and one revoked while staging swaps nothing in
+(the wipe drops what was staged): its names must not come back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from shared.errors import BundleError
 
 _SLICE = 1_000
 _STAGING = "tickets_staging"
+_REVOKED = "syncd revoked this gate: it loads no list until it is enrolled again"
 
 
 async def import_snapshot(
@@ -54,6 +57,8 @@ async def import_snapshot(
         count, categories, known = await _stage(store, reader, progress)
         await asyncio.to_thread(reader.finish)
         async with store.transaction() as conn:
+            if await _revoked(conn):  # learnt while staging: names must not come back
+                raise BundleError(_REVOKED)
             new = [(cid, label) for label, cid in categories.items() if cid > known]
             await conn.executemany("INSERT INTO categories VALUES (?, ?)", new)
             await conn.execute("DROP TABLE tickets")
@@ -109,6 +114,8 @@ async def _stage(
     """Fill the staging table: other events' tickets, then the bundle's, a batch at a time."""
     event_id = reader.header.event.event_id
     async with store.transaction() as conn:
+        if await _revoked(conn):
+            raise BundleError(_REVOKED)
         await conn.execute("DROP TABLE IF EXISTS tickets_staging")
         for ddl in await _staging_ddl(conn):
             await conn.execute(ddl)
@@ -127,6 +134,12 @@ async def _stage(
         if progress:
             progress(len(rows))
     return count, categories, known
+
+
+async def _revoked(conn: aiosqlite.Connection) -> bool:
+    """syncd revoked this gate (gate.store.wipe): a revoked gate keeps no names."""
+    rows = await conn.execute_fetchall("SELECT revoked_at FROM sync_state")
+    return any(row[0] is not None for row in rows)
 
 
 async def _categories(conn: aiosqlite.Connection) -> dict[str, int]:

@@ -18,6 +18,7 @@ from typing import Any
 import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gate.store.carry import Carried, carry_journal
 from gate.store.db import _ENTER, _LEAVE, Store
 from gate.store.importer import ticket_insert
 from gate.store.peers import ADVANCE_MARK, event_keyring, put_gate
@@ -37,7 +38,7 @@ from shared.ticket import key_id, public_key_from_b64, public_raw
 _STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 _UNSYNCED = (
     "SELECT seq, scan_id, event_id, ticket_id, direction, decision, reason, scanned_at, via,"
-    " synced FROM journal WHERE synced = 0 ORDER BY seq LIMIT ?"
+    " synced, ref_seq FROM journal WHERE synced = 0 ORDER BY seq LIMIT ?"
 )
 _FIELDS = (
     "server_url, credential_file, gate_id, gate_name, event_id, enrolled_at, cursor, acked_seq,"
@@ -83,7 +84,7 @@ async def unsynced_batch(store: Store, limit: int) -> list[JournalRow]:
     """The oldest unacknowledged journal rows, in seq order."""
     rows = await store.conn.execute_fetchall(_UNSYNCED, (limit,))
     return [
-        JournalRow(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))
+        JournalRow(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]), r[10])
         for r in rows
     ]
 
@@ -111,15 +112,28 @@ async def mark_synced(
 
 
 async def save_enrolment(
-    store: Store, server_url: str, credential_file: Path, enrolled: EnrollResponse
-) -> None:
-    """Remember where this gate syncs and pin the event's keys (trusted to sign its bundles)."""
+    store: Store,
+    server_url: str,
+    credential_file: Path,
+    enrolled: EnrollResponse,
+    *,
+    carry_from: int | None = None,
+) -> Carried | None:
+    """Remember where this gate syncs and pin the event's keys (trusted to sign its bundles).
+
+    ``carry_from``: the revoked gate id this device had; its journal is archived and its
+    unsynced rows carried to the new identity in the same transaction (``gate.store.carry``)."""
+    carried = None
+    before = await read_sync_state(store)
     async with store.transaction() as conn:
+        if carry_from is not None:
+            same = before.event_id == enrolled.event_id
+            carried = await carry_journal(conn, carry_from, time.time(), same_event=same)
         await conn.execute(
             "UPDATE sync_state SET server_url = ?, credential_file = ?, gate_id = ?,"
             " gate_name = ?, event_id = ?, enrolled_at = ?, cursor = '', acked_seq = 0,"
             " skew = 0, clock_warning = NULL, snapshot_at = NULL, last_error = NULL,"
-            " revoked_at = NULL",
+            " revoked_at = NULL, wiped_at = NULL",
             (
                 server_url,
                 str(credential_file),
@@ -134,6 +148,7 @@ async def save_enrolment(
         cert = unb64(enrolled.certificate, 400) if enrolled.certificate else None
         await conn.execute("UPDATE sync_state SET peer_cert = ?", (cert,))
     await store.refresh()
+    return carried
 
 
 async def note_pull(store: Store, now: float) -> None:
@@ -142,12 +157,11 @@ async def note_pull(store: Store, now: float) -> None:
         await conn.execute("UPDATE sync_state SET last_pull_at = ?, last_error = NULL", (now,))
 
 
-async def note_error(store: Store, message: str | None, *, revoked_at: float | None = None) -> None:
-    """Why sync stopped working (None: it works again); ``revoked_at`` when syncd refused us."""
+async def note_error(store: Store, message: str | None) -> None:
+    """Why sync stopped working (None: it works again). A revocation is recorded by
+    ``gate.store.wipe.mark_revoked``, and only a new enrolment clears it."""
     async with store.transaction() as conn:
-        await conn.execute(
-            "UPDATE sync_state SET last_error = ?, revoked_at = ?", (message, revoked_at)
-        )
+        await conn.execute("UPDATE sync_state SET last_error = ?", (message,))
 
 
 async def apply_changes(store: Store, page: ChangesPage, *, now: float) -> int:
@@ -168,7 +182,10 @@ async def apply_changes(store: Store, page: ChangesPage, *, now: float) -> int:
             elif change.key is not None:
                 await _put_key(conn, state.event_id, change.key)
             elif change.checkin is not None and change.checkin.gate_id != state.gate_id:
-                await _put_checkin(conn, state.event_id, change.checkin, state.skew)
+                if change.kind == "checkin.annulled":
+                    await _put_annulment(conn, state.event_id, change.checkin)
+                else:
+                    await _put_checkin(conn, state.event_id, change.checkin, state.skew)
             elif change.gate is not None and change.gate.gate_id != state.gate_id:
                 await put_gate(conn, state.event_id, change.gate, keyring)
             elif change.event is not None:
@@ -219,7 +236,7 @@ async def _put_ticket(
         raise ChangeError(f"ticket id {t.ticket_id} is out of range")
     cid = await _category(conn, t.category, categories)
     values = (t.nonce, _STATUS_CODE[t.status], t.zone, cid, t.holder, t.valid_from, t.valid_until)
-    row: tuple[Any, ...] = (*values, fold(t.holder))
+    row: tuple[Any, ...] = (*values, fold(t.holder), t.group or None)
     cursor = await conn.execute(
         f"{ticket_insert('tickets')} ON CONFLICT DO NOTHING", (event_id, t.ticket_id, *row)
     )
@@ -227,7 +244,8 @@ async def _put_ticket(
         return 1
     await conn.execute(
         "UPDATE tickets SET nonce = ?, status = ?, zone = ?, category_id = ?, holder = ?,"
-        " valid_from = ?, valid_until = ?, search = ? WHERE event_id = ? AND ticket_id = ?",
+        " valid_from = ?, valid_until = ?, search = ?, group_ref = ?"
+        " WHERE event_id = ? AND ticket_id = ?",
         (*row, event_id, t.ticket_id),
     )
     return 0
@@ -237,7 +255,7 @@ async def _put_event(conn: aiosqlite.Connection, event_id: int, e: EventChange) 
     """The event's settings as syncd holds them now (re-entry, zones, rotation ...)."""
     await conn.execute(
         "UPDATE events SET name = ?, timezone = ?, reentry = ?, zones = ?, starts_at = ?,"
-        " ends_at = ?, rotating = ?, rotation_period = ? WHERE event_id = ?",
+        " ends_at = ?, rotating = ?, rotation_period = ?, checkout_time = ? WHERE event_id = ?",
         (
             e.name,
             e.timezone,
@@ -247,6 +265,7 @@ async def _put_event(conn: aiosqlite.Connection, event_id: int, e: EventChange) 
             e.ends_at,
             e.rotating,
             e.rotation_period,
+            e.checkout_time,
             event_id,
         ),
     )
@@ -284,3 +303,20 @@ async def _put_checkin(
             return
     sql = _ENTER if c.direction == "in" else _LEAVE
     await conn.execute(sql, (event_id, c.ticket_id, c.at - skew, c.gate_name))
+
+
+# Another gate's annulled admission: the ticket goes back to where it was, if that admission is
+# still its latest movement here (the entry state names the gate; a later movement stands).
+_UNDO_ENTRY = """UPDATE entry_state SET inside = 0, entries = max(entries - 1, 0),
+    last_in_at = CASE WHEN entries <= 1 THEN NULL ELSE last_in_at END,
+    last_in_gate = CASE WHEN entries <= 1 THEN NULL ELSE last_in_gate END
+WHERE event_id = ? AND ticket_id = ? AND inside = 1 AND last_in_gate = ?"""
+_UNDO_EXIT = """UPDATE entry_state SET inside = 1
+WHERE event_id = ? AND ticket_id = ? AND inside = 0 AND last_out_gate = ?"""
+
+
+async def _put_annulment(conn: aiosqlite.Connection, event_id: int, c: CheckinChange) -> None:
+    if c.ticket_id >= 2**63:
+        raise ChangeError(f"ticket id {c.ticket_id} is out of range")
+    sql = _UNDO_ENTRY if c.direction == "in" else _UNDO_EXIT
+    await conn.execute(sql, (event_id, c.ticket_id, c.gate_name))

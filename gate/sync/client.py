@@ -18,6 +18,7 @@ message or a log line.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from gate.sync.sse import SseError, SseParser
 from shared.protocol import (
     CHANGES_PATH,
+    DRILL_PATH,
     ENROLL_PATH,
     PEERS_PATH,
     PRESENCE_PATH,
@@ -36,6 +38,8 @@ from shared.protocol import (
     SNAPSHOT_PATH,
     STREAM_PATH,
     ChangesPage,
+    DrillAnswer,
+    DrillReport,
     EnrollRequest,
     EnrollResponse,
     PeersPage,
@@ -63,11 +67,16 @@ class UnreachableError(OfflineError):
 
 
 class AuthRejectedError(SyncError):
-    """syncd refused the credential (or enrolment code): 401 or 403."""
+    """syncd refused the credential (or enrolment code): 401 or 403.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``code`` is syncd's own error code from the JSON body ("unauthorized"; "revoked" for the
+    stream's ``event: revoked``), None when the answer is not syncd's (a proxy's login page):
+    only syncd's word makes a gate wipe itself (``gate.sync.revocation``)."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class ProtocolError(SyncError):
@@ -95,6 +104,9 @@ class SyncClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self.timeout = timeout
+        self.fingerprint = fingerprint(credential)
+        """SHA-256 of the credential: tells which one syncd refused, without keeping it twice."""
+        self._transport = transport
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -111,6 +123,10 @@ class SyncClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def renewed(self, base_url: str, credential: str) -> SyncClient:
+        """A client like this one (timeout, transport) for a new enrolment's credential."""
+        return SyncClient(base_url, credential, timeout=self.timeout, transport=self._transport)
 
     async def enroll(
         self, code: str, device: str = "", peer_key: str | None = None
@@ -144,7 +160,9 @@ class SyncClient:
             async for chunk in response.aiter_bytes():
                 for name, data in _events(parser, chunk):
                     if name == "revoked":
-                        raise AuthRejectedError(401, "syncd revoked this gate's credential")
+                        raise AuthRejectedError(
+                            401, "syncd revoked this gate's credential", "revoked"
+                        )
                     if name == "page":
                         yield _page(data)
                     elif name == "":
@@ -158,6 +176,12 @@ class SyncClient:
         body = PeersReport(urls=urls).model_dump(mode="json")
         return await self._call("POST", PEERS_PATH, PeersPage, json=body)
 
+    async def drill(self, report: DrillReport, within: float) -> DrillAnswer:
+        """Report a pre-doors drill's board (``gate.drill``); ``within`` bounds the call."""
+        body = report.model_dump(mode="json")
+        limits = httpx.Timeout(within)
+        return await self._call("POST", DRILL_PATH, DrillAnswer, json=body, limits=limits)
+
     async def probe(self, within: float) -> bool:
         """One cheap reachability check (GET /healthz, short timeout): did syncd answer 200?
 
@@ -170,8 +194,13 @@ class SyncClient:
         return response.status_code == 200
 
     async def snapshot(self, dest: Path) -> int:
-        """Stream the snapshot bundle into ``dest`` (replaced); returns its size in bytes."""
-        async with self._translated(), self._http.stream("GET", SNAPSHOT_PATH) as response:
+        """Stream the snapshot bundle into ``dest`` (replaced); returns its size in bytes.
+
+        Asks for bundle format 3 (with each ticket's group); a syncd built before groups
+        ignores the parameter and sends format 2, which loads the same (no groups)."""
+        params = {"format": "3"}
+        request = self._http.stream("GET", SNAPSHOT_PATH, params=params)
+        async with self._translated(), request as response:
             if response.status_code != 200:
                 await response.aread()
                 raise _status_error(response)
@@ -235,13 +264,27 @@ def _page(data: str) -> ChangesPage:
         raise ProtocolError(f"feed stream: a page does not match the protocol: {exc}") from exc
 
 
+def fingerprint(credential: str | None) -> str | None:
+    return hashlib.sha256(credential.encode()).hexdigest() if credential else None
+
+
+def _code(response: httpx.Response) -> str | None:
+    """syncd's error code: ``{"error": "unauthorized", "message": ...}``; None otherwise."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def _status_error(response: httpx.Response) -> SyncError:
     status = response.status_code
     where = f"{response.request.method} {response.request.url.path}"
     detail = response.text[:300].strip()
     if status in (401, 403):
         return AuthRejectedError(
-            status, f"{where}: syncd refused the credential ({status}) {detail}"
+            status, f"{where}: syncd refused the credential ({status}) {detail}", _code(response)
         )
     if status >= 500 or status in _RETRYABLE:
         return OfflineError(f"{where}: syncd answered {status} {detail}")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from gate.settings import GateSettings
+from gate.store.carry import archive_summary
 from gate.store.db import Store
 from gate.store.syncstate import backlog, read_sync_state
+from gate.store.wipe import revocation
 from gate.sync.credential import read_credential
 
 
@@ -45,6 +47,9 @@ async def sync_summary(store: Store, settings: GateSettings, now: float) -> dict
         "skew_s": state.skew if state.last_push_at else None,
         "clock_warning": state.clock_warning,
         "last_error": state.last_error,
+        "revoked_at": state.revoked_at,
+        "holder_data": (await revocation(store)).holder_data,
+        "earlier_gates": await archive_summary(store),
     }
 
 
@@ -71,4 +76,39 @@ def format_sync(s: dict[str, Any]) -> list[str]:
     for key, label in (("clock_warning", "Clock warning"), ("last_error", "Sync error")):
         if s[key]:
             lines.append(f"{label + ':':<17}{s[key]}")
-    return lines
+    return lines + _revoked_lines(s) + [_earlier(g) for g in s["earlier_gates"]]
+
+
+def _revoked_lines(s: dict[str, Any]) -> list[str]:
+    if s["revoked_at"] is None:
+        return []
+    deleted = s["holder_data"] == "deleted"
+    return [
+        "Scanning:        REFUSED until the gate is enrolled again (`gate enroll`)",
+        "Holder data:     "
+        + ("deleted from this gate" if deleted else "NOT YET DELETED: `gate run` deletes it"),
+    ]
+
+
+def _earlier(g: dict[str, int]) -> str:
+    line = (
+        f"Earlier gate #{g['from_gate']}: {g['archived']:,} scans archived on this gate,"
+        f" {g['carried']:,} sent on as this gate's"
+    )
+    if g["kept"]:
+        line += f", {g['kept']:,} never sent: they cannot travel (kept here only)"
+    return line
+
+
+def format_carried(c: dict[str, int]) -> str:
+    """What `gate enroll` says when a revoked gate's journal came along."""
+    text = (
+        f"Journal of revoked gate #{c['from_gate']}: {c['carried']:,} scans syncd never got"
+        f" are sent as this gate's first seqs; all {c['archived']:,} stay archived on this gate"
+    )
+    if c["kept"]:
+        text += (
+            f"; {c['kept']:,} cannot be sent as this gate's (another event's, or an annulment of"
+            " an admission syncd holds under the old id): they stay on this gate"
+        )
+    return text

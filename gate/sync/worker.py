@@ -15,8 +15,10 @@ back together do not probe in step), and the retry follows as soon as one answer
 rejoining after an outage thus pushes within one probe interval, not after up to
 ``backoff_max`` seconds of jitter. The backoff stays the upper bound of each wait.
 
-A refused credential (``AuthRejectedError``) stops the worker with state ``revoked``: scanning goes
-on offline, status and display say "gate credential revoked", nothing crash-loops.
+A revoked credential (401, or ``event: revoked`` on the stream) stops both loops and takes the
+revoke path (``gate.sync.revocation``): the gate refuses every scan, deletes its holder data,
+keeps its journal, calls syncd no more and waits for ``gate enroll``, then syncs again with the
+new credential. Status and display say "gate credential revoked"; nothing crash-loops.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from gate.store.syncstate import (
     read_sync_state,
     unsynced_batch,
 )
+from gate.sync import revocation
 from gate.sync.client import (
     AuthRejectedError,
     OfflineError,
@@ -63,9 +66,10 @@ from shared.errors import BundleError
 from shared.protocol import CheckinIn, PushRequest
 from shared.tasks import stop
 
+REVOKED = revocation.REVOKED
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-REVOKED = "gate credential revoked"
 RETRYABLE = (OfflineError, ProtocolError, ChangeError, BundleError, sqlite3.OperationalError)
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -83,6 +87,9 @@ class WorkerConfig:
     probe_timeout: float = 2.0
     stream: bool = True  # follow the feed as syncd pushes it; False: long-poll
     stream_idle: float = 50.0  # silence (no page, no keepalive) after which a stream is dead
+    credential_file: Path | None = None  # where `gate enroll` puts a new credential after a revoke
+    server_url: str | None = None  # GATE_SERVER_URL (None: the enrolled server)
+    revoke_poll: float = 2.0  # while revoked: how often to look for a new enrolment
 
     @classmethod
     def from_settings(cls, s: GateSettings) -> WorkerConfig:
@@ -96,6 +103,8 @@ class WorkerConfig:
             probe_interval=s.sync_probe_interval,
             probe_timeout=s.sync_probe_timeout,
             stream=s.sync_stream,
+            credential_file=s.credential_path,
+            server_url=s.server_url,
         )
 
 
@@ -153,6 +162,8 @@ class SyncWorker:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, app: object = None) -> None:
         self.status.backlog = await backlog(self.store)
+        if self.store.revoked_at is not None:
+            revocation.revoked(self)
         self._task = asyncio.create_task(self.run(), name="sync")
 
     async def stop(self) -> None:
@@ -168,7 +179,19 @@ class SyncWorker:
         await self.client.aclose()
 
     async def run(self) -> None:
-        """Both loops until cancelled, or until syncd refuses the credential."""
+        """Both loops until cancelled. A revoked credential stops them: the revoke path (wipe,
+        wait for a new enrolment), then both loops again with the new credential."""
+        while True:
+            if self.store.revoked_at is None:
+                refused = await self._loops()
+                if refused is None:
+                    return
+                await revocation.learn(self, refused)
+            if not await revocation.sit_out(self):
+                return
+
+    async def _loops(self) -> AuthRejectedError | None:
+        """Push and pull until one fails for good; the revocation that stopped them, if any."""
         tasks = [
             asyncio.create_task(self._push_loop(), name="sync-push"),
             asyncio.create_task(self._pull_loop(), name="sync-pull"),
@@ -178,13 +201,21 @@ class SyncWorker:
             for task in done:
                 task.result()
         except AuthRejectedError as exc:
-            await self._revoked(exc)
+            if revocation.is_revocation(exc):
+                return exc
+            log.error("syncd refused this gate (%d); sync stopped, scanning goes on", exc.status)
+            self.status.state, self.status.last_error = "stopped", f"sync stopped: {exc}"
         except Exception as exc:
             log.exception("sync worker stopped on an unexpected error")
             self.status.state, self.status.last_error = "stopped", f"sync stopped: {exc}"
         finally:
-            for task in tasks:
-                await stop(task)
+            await _to_the_end(self._stop_all(tasks))
+        return None
+
+    async def _stop_all(self, tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            await stop(task)
+        await asyncio.gather(*self._writes, return_exceptions=True)
 
     # -- push ---------------------------------------------------------------------------------
     async def _push_loop(self) -> None:
@@ -205,7 +236,10 @@ class SyncWorker:
             stored += await self.push_batch(batch)
 
     async def push_batch(self, batch: list[JournalRow]) -> int:
-        request = PushRequest(sent_at=self._clock(), checkins=[_checkin(r) for r in batch])
+        left = max(0, await backlog(self.store) - len(batch))  # for the organisers' dashboard
+        request = PushRequest(
+            sent_at=self._clock(), checkins=[_checkin(r) for r in batch], backlog=left
+        )
         response = await self.client.push(request)
         acked = min(response.acked_seq, batch[-1].seq)
         if acked < batch[0].seq - 1:
@@ -378,12 +412,6 @@ class SyncWorker:
         for name, value in fields.items():
             setattr(self.status, name, value)
 
-    async def _revoked(self, exc: AuthRejectedError) -> None:
-        log.error("%s: syncd answered %d; sync stopped, scanning goes on", REVOKED, exc.status)
-        self.status.state, self.status.last_error = "revoked", REVOKED
-        with contextlib.suppress(sqlite3.Error):
-            await note_error(self.store, REVOKED, revoked_at=self._clock())
-
 
 async def fetch_snapshot(store: Store, client: SyncClient, data_dir: Path) -> int:
     """Download the snapshot to a file, load it beside the live list, then the presence."""
@@ -416,6 +444,22 @@ async def fetch_peers(store: Store, client: SyncClient, urls: list[str] | None =
     return len(page.gates)
 
 
+async def _to_the_end(work: Awaitable[None]) -> None:
+    """Run ``work`` to its end however often the caller is cancelled meanwhile (``stop`` cancels
+    again every second: a second cancel must not cut the loops' clean-up short and leave a
+    loop running on a closed store), then pass the cancellation on."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 def _checkin(row: JournalRow) -> CheckinIn:
     return CheckinIn(
         seq=row.seq,
@@ -426,6 +470,7 @@ def _checkin(row: JournalRow) -> CheckinIn:
         reason=row.reason,
         via=row.via[:32],
         scanned_at=row.scanned_at,
+        ref_seq=row.ref_seq,
     )
 
 

@@ -5,6 +5,11 @@ asyncpg cursor and pushes compressed bytes to the response through the event loo
 count, the rows and the cursor (the event's change-feed position) come from one repeatable-read
 snapshot, so a gate that loads the bundle and then follows the feed from ``cursor`` misses
 nothing.
+
+``?format=`` picks the bundle format (``shared.bundle``): 3 carries each ticket's group, 2
+leaves it out for a gate built before groups (which refuses format 3). Gates that know groups ask
+for 3; a snapshot asked without it is 2. The organiser's file is 3 when a ticket of the event has
+a group, else 2, so it loads on any gate until groups are used.
 """
 
 from __future__ import annotations
@@ -18,16 +23,40 @@ import asyncpg
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.bundle import BundleEvent, BundleHeader, BundleKey, BundleTicket, write_bundle
+from shared.bundle import (
+    FORMATS,
+    BundleEvent,
+    BundleHeader,
+    BundleKey,
+    BundleTicket,
+    write_bundle,
+)
 from shared.ticket import public_key_to_b64
 from syncd import signing
 from syncd.api.common import load_event, pool, vault
 from syncd.api.queries import bundle as q
 from syncd.api.queries.tickets import ticket_total
+from syncd.web.errors import ApiError
 from syncd.web.operations import Param, op
 from syncd.web.params import query_flag
 
 _BATCH = 5000
+FORMAT_PARAM = Param(
+    "format",
+    {"type": "string", "enum": ["2", "3"]},
+    "bundle format: 3 carries each ticket's group; 2 (for gates built before groups) leaves it out",
+)
+
+
+def bundle_format(request: web.Request, default: str | None) -> str | None:
+    """The ``format`` asked for, as a ``shared.bundle`` format name (``default``: none asked)."""
+    text = request.query.get("format", default)
+    if text is None:
+        return None
+    name = f"tessera-bundle/{text}"
+    if text not in ("2", "3") or name not in FORMATS:
+        raise ApiError(400, "bad_query", "format must be 2 or 3")
+    return name
 
 
 class _Bridge:
@@ -69,13 +98,17 @@ class _Bridge:
                     r["holder"] if self._names else None,
                     r["valid_from"],
                     r["valid_until"],
+                    r["group_ref"],
                 )
 
 
-async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHeader:
+async def _header(conn: asyncpg.Connection, event: asyncpg.Record, fmt: str | None) -> BundleHeader:
     keys = await q.active_keys(conn, event["event_id"])
     count = await ticket_total(conn, event["event_id"])
     cursor = await q.change_seq(conn, event["event_id"])
+    if fmt is None:
+        grouped = await q.has_groups(conn, event["event_id"])
+        fmt = f"tessera-bundle/{3 if grouped else 2}"
     return BundleHeader(
         event=BundleEvent(
             event_id=event["event_id"],
@@ -87,6 +120,7 @@ async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHead
             ends_at=int(event["ends_at"].timestamp()) if event["ends_at"] else 0,
             rotating=event["rotating"],
             rotation_period=event["rotation_period"],
+            checkout_time=event["checkout_time"],
         ),
         keys=[
             BundleKey(
@@ -99,6 +133,7 @@ async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHead
         ticket_count=count,
         issued_at=int(time.time()),
         cursor=str(cursor),
+        format=fmt,
     )
 
 
@@ -115,14 +150,16 @@ async def _header(conn: asyncpg.Connection, event: asyncpg.Record) -> BundleHead
             {"type": "string", "enum": ["0", "1", "true", "false"]},
             "include holder names (shown to door staff)",
         ),
+        FORMAT_PARAM,
     ),
 )
 async def bundle(request: web.Request) -> web.StreamResponse:
     event = await load_event(pool(request), request)
     names = query_flag(request, "names")
+    fmt = bundle_format(request, None)
     disposition = f'attachment; filename="event-{event["event_id"]}.bundle"'
     return await stream_bundle(
-        request, event, names=names, headers={"Content-Disposition": disposition}
+        request, event, names=names, fmt=fmt, headers={"Content-Disposition": disposition}
     )
 
 
@@ -131,9 +168,11 @@ async def stream_bundle(
     event: asyncpg.Record,
     *,
     names: bool,
+    fmt: str | None,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Stream ``event``'s list as a bundle signed by its current key, from one DB snapshot.
+    """Stream ``event``'s list as a bundle signed by its current key, from one DB snapshot;
+    in format ``fmt`` (None: 3 if a ticket of the event has a group, else 2).
 
     Served as ``application/octet-stream`` without ``Content-Encoding`` (the bundle *is* gzip;
     a client must not unpack it on the way).
@@ -145,7 +184,7 @@ async def stream_bundle(
         pool(request).acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
-        header = await _header(conn, event)
+        header = await _header(conn, event, fmt)
         signer = await signing.signer(conn, event["event_id"])
         key = (await signing.private_keys(conn, vault(request), event["event_id"]))[signer]
         response.headers["X-Ticket-Count"] = str(header.ticket_count)

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from shared.checkout import CHECKOUT_PATTERN, parse_checkout_time
 from shared.protocol import MAX_GATE_TIME
 from shared.rotating import MAX_PERIOD, MIN_PERIOD
 from shared.ticket import public_key_to_b64
@@ -29,6 +30,10 @@ ZONES = sorted(available_timezones())  # the IANA names tzdata has; the schema l
 Absent = SkipJsonSchema[None]  # the default of a left-out field; not a value a client may send
 # 1-64 characters, no '|' (the CSV zones separator), no space at either end.
 ZoneName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^|\s]([^|]*[^|\s])?$")]
+WHOLE_EVENT = "*"  # the capacity key of the whole event (all zones together)
+MAX_CAPACITY = 10_000_000
+CapacityKey = Annotated[str, Field(min_length=1, max_length=64)]
+Capacity = Annotated[int, Field(ge=1, le=MAX_CAPACITY)]
 
 
 # Event times travel to gates as Unix seconds (shared.bundle, 0 = unknown) in T1's range.
@@ -62,8 +67,26 @@ class EventPatch(BaseModel):
     rotation_period: Annotated[int, Field(ge=MIN_PERIOD, le=MAX_PERIOD)] | Absent = Field(
         None, description="Seconds a rotating code lives (default 10)."
     )
+    checkout_time: Annotated[str, Field(json_schema_extra={"pattern": CHECKOUT_PATTERN})] | None = (
+        Field(
+            None,
+            description="Automatic check-out: at this local time (HH:MM, the event's time zone)"
+            " every day, everyone counts as outside; null turns it off (the default).",
+            examples=["04:00"],
+        )
+    )
 
-    @field_validator("name", "venue", "timezone", "zones", "reentry", "rotating", "rotation_period")
+    capacity: Annotated[dict[CapacityKey, Capacity], Field(max_length=17)] | Absent = Field(
+        None,
+        description="Most people inside at once, by zone name, or '*' for the whole event;"
+        " the organisers' dashboard shows inside now against it. Replaces the whole map ({}:"
+        " none).",
+        examples=[{"*": 5000, "VIP": 200}],
+    )
+
+    @field_validator(
+        "name", "venue", "timezone", "zones", "reentry", "rotating", "rotation_period", "capacity"
+    )
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:  # only an explicit null gets here; a left-out field is not validated
@@ -75,6 +98,13 @@ class EventPatch(BaseModel):
     def _known_zone(cls, value: str | None) -> str | None:
         if value is not None and value not in ZONES:
             raise ValueError("unknown time zone (an IANA name such as Europe/Berlin)")
+        return value
+
+    @field_validator("checkout_time")
+    @classmethod
+    def _wall_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_checkout_time(value)  # ValueError: "checkout time must be HH:MM ..."
         return value
 
     @field_validator("zones")
@@ -107,6 +137,24 @@ class EventIn(EventPatch):
     name: str = Field(min_length=1, max_length=200)  # type: ignore[assignment]
 
 
+def check_capacity(capacity: dict[str, int], zones: list[str]) -> None:
+    """Each capacity key is one of ``zones`` or ``*`` (422 otherwise)."""
+    unknown = sorted(set(capacity) - {WHOLE_EVENT, *zones})
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"capacity names no zone of the event: {', '.join(map(repr, unknown))}"
+            f" (zones: {', '.join(zones) or 'none'}; '*': the whole event)",
+        )
+
+
+def _renamed(capacity: dict[str, int], old: list[str], new: list[str]) -> dict[str, int]:
+    """``capacity`` with each renamed zone's key renamed (zones keep their position)."""
+    names = dict(zip(old, new, strict=False))
+    return {names.get(key, key): value for key, value in capacity.items()}
+
+
 @op(
     "POST",
     "/api/v1/events",
@@ -119,6 +167,7 @@ class EventIn(EventPatch):
 async def create_event(request: web.Request) -> web.Response:
     body = await read_model(request, EventIn)
     values = body.model_dump(exclude_none=True)
+    check_capacity(values.get("capacity", {}), values.get("zones", []))
     async with pool(request).acquire() as conn, conn.transaction():
         row = await q.insert_event(conn, principal_of(request).org_id, values)
         await signing.create_key(conn, vault(request), row["event_id"])
@@ -155,8 +204,12 @@ async def update_event(request: web.Request) -> web.Response:
             raise ApiError(409, "zones_in_use", "zones can be renamed or added, not removed")
         if not values:
             return json_response(event_json(event))
+        zones = values.get("zones", event["zones"])
+        if "capacity" not in values and "zones" in values and event["capacity"]:
+            values["capacity"] = _renamed(event["capacity"], event["zones"], zones)
+        check_capacity(values.get("capacity", {}), zones)
         row = await q.update_event(conn, event["event_id"], values)
-        if set(values) - {"venue"}:  # what gates use changed: they learn it from the feed
+        if set(values) - {"venue", "capacity"}:  # what gates use changed: the feed tells them
             await feed.append_event(conn, event["event_id"])
     return json_response(event_json(row))
 

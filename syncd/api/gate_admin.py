@@ -61,6 +61,35 @@ def gate_json(row: asyncpg.Record) -> dict[str, Any]:
     data["state"] = gate_state(row)
     for key in ("enrolled_at", "revoked_at", "code_expires_at", "last_push_at", "created_at"):
         data[key] = data[key].isoformat() if data[key] else None
+    data["last_drill"] = drill_json(row)
+    del data["last_drill_at"], data["last_drill_result"]
+    return data
+
+
+def drill_json(row: asyncpg.Record | dict) -> dict[str, Any] | None:
+    """A gate's last pre-doors drill as organisers see it (None: never drilled): when it reached
+    syncd (syncd's clock), green/amber/red, the names of the items that failed and warned. A row
+    with the board (``last_drill``, the gate list) adds when the gate ran it (its clock), how
+    long it took and the problems: the failed and warned items with their figures and reasons.
+    A row without it (the stats) carries the names as ``drill_failing`` / ``drill_warning``."""
+    if row["last_drill_at"] is None:
+        return None
+    data: dict[str, Any] = {
+        "at": row["last_drill_at"].isoformat(),
+        "result": row["last_drill_result"],
+    }
+    if "last_drill" not in row:
+        data.update(failing=list(row["drill_failing"]), warning=list(row["drill_warning"]))
+        return data
+    board = row["last_drill"] or {}
+    problems = [i for i in board.get("items", []) if i["status"] in ("fail", "warn")]
+    data.update(
+        failing=[i["name"] for i in problems if i["status"] == "fail"],
+        warning=[i["name"] for i in problems if i["status"] == "warn"],
+        ran_at=board.get("ran_at"),
+        seconds=board.get("seconds"),
+        problems=problems,
+    )
     return data
 
 

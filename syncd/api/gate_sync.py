@@ -1,5 +1,6 @@
 """The gate endpoints of shared/protocol.py: enrol, push, change feed (long-poll), snapshot,
-presence. All but enrolment take a ``tsg_`` gate credential and act on that gate's event only.
+presence, peers, drill reports. All but enrolment take a ``tsg_`` gate credential and act on
+that gate's event only.
 
 A database that is unreachable answers 503 with Retry-After (the gate retries with backoff),
 never a 500: ``middleware.errors`` maps it, as for every endpoint.
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from shared.peering import PeerError, b64, make_certificate, unb64
 from shared.protocol import (
     CHANGES_PATH,
+    DRILL_PATH,
     ENROLL_PATH,
     GATE_CREDENTIAL_PREFIX,
     MAX_WAIT_SECONDS,
@@ -28,6 +30,8 @@ from shared.protocol import (
     PUSH_PATH,
     SNAPSHOT_PATH,
     STREAM_PATH,
+    DrillAnswer,
+    DrillReport,
     EnrollRequest,
     EnrollResponse,
     PeersPage,
@@ -40,6 +44,7 @@ from syncd.api import bundle
 from syncd.api.common import pool, vault
 from syncd.api.gate_admin import hash_code
 from syncd.api.queries import events as event_queries
+from syncd.api.queries import gate_admin as admin_queries
 from syncd.api.queries import gate_sync as q
 from syncd.checkins.pusher import (
     JournalBusyError,
@@ -50,7 +55,7 @@ from syncd.checkins.pusher import (
 from syncd.feed import append as feed_append
 from syncd.feed import read as feed
 from syncd.feed.stream import FeedStream, StreamConfig
-from syncd.keys import BROADCASTER, FEED_READS, NOTIFIER, PUSHER, SETTINGS
+from syncd.keys import BROADCASTER, FEED_READS, NOTIFIER, PUSHER, SEEN, SETTINGS
 from syncd.vault import hash_token
 from syncd.web.auth import Principal, forget_credential, principal_of, resolve
 from syncd.web.errors import ApiError
@@ -153,6 +158,7 @@ async def push(request: web.Request) -> web.Response:
         raise ApiError(422, "push_refused", str(exc)) from None
     except PushFailedError as exc:
         raise ApiError(503, "push_failed", str(exc)) from None
+    request.app[SEEN].saw(gate.subject_id, body.backlog)  # the dashboard's online and backlog
     answer = PushResponse(
         acked_seq=stored.acked_seq,
         stored=stored.stored,
@@ -196,6 +202,7 @@ async def changes_page(request: web.Request) -> web.Response:
         gate.event_id or 0, gate.subject_id, settings.feed_page, settings.feed_max_behind
     )
     cursor, deadline = request.query.get("cursor", ""), time.monotonic() + _wait(request)
+    request.app[SEEN].saw(gate.subject_id)  # online (a stream is seen while it is open)
     while True:
         flag = request.app[NOTIFIER].feed_event(reader.event_id)
         page = await request.app[FEED_READS].page(pool(request), reader, cursor, flag)
@@ -284,13 +291,39 @@ async def peers(request: web.Request) -> web.Response:
 
 
 @op(
+    "POST",
+    DRILL_PATH,
+    "Report this gate's pre-doors drill (its board of checks); the event's gate list and stats"
+    " show each gate's last one.",
+    principals=GATE,
+    body=DrillReport,
+    tag="gate",
+)
+async def drill(request: web.Request) -> web.Response:
+    body = await read_model(request, DrillReport)
+    gate = _gate(request)
+    board = body.model_dump(mode="json")
+    stored = await admin_queries.record_drill(pool(request), gate.subject_id, body.result, board)
+    if stored is None:  # revoked since its credential was last looked up
+        raise ApiError(401, "unauthorized", "this gate's credential was revoked")
+    log.info(
+        "gate drilled",
+        extra={"gate_id": gate.subject_id, "event_id": gate.event_id, "result": body.result},
+    )
+    answer = DrillAnswer(result=body.result, server_time=time.time())
+    return json_response(answer.model_dump(mode="json"))
+
+
+@op(
     "GET",
     SNAPSHOT_PATH,
     "The event's signed list bundle; header.cursor is the feed position.",
     principals=GATE,
     tag="gate",
     produces="application/octet-stream",
+    query=(bundle.FORMAT_PARAM,),
 )
 async def snapshot(request: web.Request) -> web.StreamResponse:
+    fmt = bundle.bundle_format(request, "2")  # a gate built before groups reads 2 only
     event = await event_queries.event_by_id(pool(request), _gate(request).event_id)
-    return await bundle.stream_bundle(request, event, names=True)
+    return await bundle.stream_bundle(request, event, names=True, fmt=fmt)

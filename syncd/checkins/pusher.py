@@ -54,7 +54,7 @@ from shared.protocol import PushRequest
 from syncd.db import DB_DOWN
 
 _STORE = """SELECT acked, stored, conflicts, event_id, adm_seqs, adm_tickets, adm_kinds
-FROM tessera_store_push($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+FROM tessera_store_push($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"""
 _FEED = "SELECT tessera_append_feed($1, $2, $3, $4, $5)"
 _CLASH_STATE = "TS409"  # raised by tessera_store_push, the seq in DETAIL
 _GROUP_ROWS = 5000  # check-ins stored by one group transaction at most
@@ -129,6 +129,7 @@ def _columns(push: PushRequest) -> list[list]:
         [c.reason for c in rows],
         [c.via for c in rows],
         [c.scanned_at for c in rows],
+        [c.ref_seq for c in rows],
     ]
 
 

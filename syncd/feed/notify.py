@@ -19,6 +19,10 @@ at most ``max_streams_per_gate`` streams per replica: a newer one closes the old
 ``on_credentials`` callback with the kind and id, and sets that gate's ``credential_flag``; on a
 reconnect the callbacks get ``("*", 0)`` (anything may have changed meanwhile) and every gate's
 flag is set, so each open stream checks its credential once.
+
+``tessera_figures`` (payload: event id, migration 0013) and every feed advance call each
+``on_figures`` callback with the event id (the organisers' dashboard, syncd/dashboard/hub.py);
+on a reconnect they get 0: any event's figures may have changed meanwhile.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ log = logging.getLogger("syncd.notify")
 FEED_CHANNEL = "tessera_feed"
 OUTBOX_CHANNEL = "tessera_outbox"
 CREDENTIALS_CHANNEL = "tessera_credentials"
+FIGURES_CHANNEL = "tessera_figures"
 CredentialCallback = Callable[[str, int], None]
+FiguresCallback = Callable[[int], None]
 
 
 @dataclass(eq=False)
@@ -70,6 +76,7 @@ class Notifier:
         self._feed: dict[int, asyncio.Event] = {}
         self._credentials: dict[int, asyncio.Event] = {}
         self.on_credentials: list[CredentialCallback] = []
+        self.on_figures: list[FiguresCallback] = []
         self.outbox = asyncio.Event()
         self.connected = False
 
@@ -112,6 +119,10 @@ class Notifier:
     def streams(self) -> int:
         return sum(len(s) for s in self._streams.values())
 
+    def streaming_gates(self) -> list[int]:
+        """The gates holding a feed stream on this replica now."""
+        return list(self._gate_streams)
+
     def _on_feed(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if not payload.isdigit():
             return
@@ -127,6 +138,18 @@ class Notifier:
                 sub.wake.set()
         if live and self.on_advance is not None:
             self.on_advance(event_id)
+        self._figures(event_id)
+
+    def _on_figures(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.isdigit():
+            self._figures(int(payload))
+
+    def _figures(self, event_id: int) -> None:
+        for callback in self.on_figures:
+            try:
+                callback(event_id)
+            except Exception:
+                log.exception("figures callback failed")
 
     def live_streams(self, event_id: int) -> list[Subscription]:
         return [s for s in self._streams.get(event_id, ()) if s.live and not s.closed]
@@ -171,6 +194,7 @@ class Notifier:
                 sub.recheck, sub.live = True, False  # each reads for itself again
                 sub.wake.set()
         self.outbox.set()
+        self._figures(0)
 
     async def run(self) -> None:
         attempt = 0
@@ -190,6 +214,7 @@ class Notifier:
             await conn.add_listener(FEED_CHANNEL, self._on_feed)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_outbox)
             await conn.add_listener(CREDENTIALS_CHANNEL, self._on_credentials)
+            await conn.add_listener(FIGURES_CHANNEL, self._on_figures)
             self.connected = True
             self.wake_all()
             while not conn.is_closed():

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from shared.checkout import latest_checkout
 from shared.peering import b64
 from shared.protocol import (
     Change,
@@ -37,14 +39,15 @@ from shared.protocol import (
 from shared.ticket import public_key_to_b64
 
 _PAGE = """SELECT f.seq, f.kind, t.ticket_id, t.nonce, t.status, t.zone, t.category, t.holder,
-       t.valid_from, t.valid_until,
+       t.valid_from, t.valid_until, t.group_ref,
        k.kid, k.public_key, k.status AS key_status,
        c.ticket_id AS c_ticket, c.gate_id AS c_gate, g.name AS gate_name, c.direction, c.at,
-       c.conflict, c.seq AS c_seq,
+       c.conflict, c.seq AS c_seq, c.ref_seq AS c_ref,
        pg.gate_id AS p_gate, pg.name AS p_name, pg.peer_cert,
        pg.revoked_at IS NOT NULL AS p_revoked,
        e.event_id AS e_event, e.name AS e_name, e.timezone, e.reentry, e.zones, e.starts_at,
-       e.ends_at, e.rotating, e.rotation_period
+       e.ends_at, e.rotating, e.rotation_period,
+       to_char(e.checkout_time, 'HH24:MI') AS checkout_time
 FROM change_feed f
 LEFT JOIN tickets t ON f.kind LIKE 'ticket.%' AND t.event_id = f.event_id
     AND t.ticket_id = f.ticket_id
@@ -57,12 +60,13 @@ WHERE f.event_id = $1 AND f.seq > $2
 ORDER BY f.seq LIMIT $3"""
 
 _PRESENCE = """SELECT l.ticket_id AS c_ticket, l.gate_id AS c_gate, g.name AS gate_name,
-       l.direction, l.at, l.conflict, NULL::bigint AS c_seq
+       l.direction, l.at, l.conflict, NULL::bigint AS c_seq, NULL::bigint AS c_ref
 FROM (SELECT DISTINCT ON (ticket_id) ticket_id, gate_id, direction, at, conflict FROM checkins
-      WHERE event_id = $1 AND outcome = 'admit' AND ticket_id IS NOT NULL
+      WHERE event_id = $1 AND outcome = 'admit' AND NOT annulled AND ticket_id IS NOT NULL
       ORDER BY ticket_id, at DESC, gate_id DESC, seq DESC) l
 JOIN gates g ON g.gate_id = l.gate_id
-WHERE l.direction = 'in' ORDER BY l.at"""
+WHERE l.direction = 'in' AND l.at >= coalesce($2::float8, '-Infinity') ORDER BY l.at"""
+_CHECKOUT = "SELECT timezone, to_char(checkout_time, 'HH24:MI') FROM events WHERE event_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,7 @@ def event_change(r: asyncpg.Record) -> EventChange:
         ends_at=int(r["ends_at"].timestamp()) if r["ends_at"] else 0,
         rotating=r["rotating"],
         rotation_period=r["rotation_period"],
+        checkout_time=r["checkout_time"],
     )
 
 
@@ -225,6 +230,7 @@ def _ticket(r: asyncpg.Record) -> TicketChange:
         holder=r["holder"] or None,
         valid_from=r["valid_from"],
         valid_until=r["valid_until"],
+        group=r["group_ref"],
     )
 
 
@@ -248,12 +254,16 @@ def checkin_change(r: asyncpg.Record) -> CheckinChange:
         at=r["at"],
         conflict=r["conflict"],
         seq=r["c_seq"],
+        ref_seq=r["c_ref"],
     )
 
 
-async def presence(pool: asyncpg.Pool, event_id: int) -> PresencePage:
-    """Who is inside now (latest admission per ticket is an "in"), with the feed position."""
+async def presence(pool: asyncpg.Pool, event_id: int, now: float | None = None) -> PresencePage:
+    """Who is inside at ``now`` (default: syncd's clock), with the feed position: the latest
+    admission per ticket is an "in", made since the event's automatic check-out (if any)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         top = await head(conn, event_id)
-        rows = await conn.fetch(_PRESENCE, event_id)
+        timezone, checkout = await conn.fetchrow(_CHECKOUT, event_id)
+        boundary = latest_checkout(time.time() if now is None else now, timezone, checkout)
+        rows = await conn.fetch(_PRESENCE, event_id, boundary)
     return PresencePage(cursor=str(top), inside=[checkin_change(r) for r in rows])

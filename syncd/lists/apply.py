@@ -6,8 +6,8 @@
    one statement joins the batch's stage rows to the current tickets and classifies each row:
    added, reissued
    (admission-relevant change: zone, validity, holder, or reinstating a ticket a complete push
-   had revoked), updated (category or email), same; it inserts, updates and appends the change
-   feed (``INSERT ... SELECT``) from that one materialised plan.
+   had revoked), updated (category, email or group: the QR stays good), same; it inserts,
+   updates and appends the change feed (``INSERT ... SELECT``) from that one materialised plan.
 3. A complete push then revokes the event's tickets missing from the file.
 """
 
@@ -23,11 +23,11 @@ from syncd.signing import NEW_NONCE_SQL
 
 STAGE = """CREATE TEMP TABLE stage (
     row_no integer, external_ref text COLLATE "C", holder text, email text, category text,
-    zone integer, valid_from bigint, valid_until bigint) ON COMMIT DROP"""
+    zone integer, valid_from bigint, valid_until bigint, group_ref text) ON COMMIT DROP"""
 
 APPLY = """WITH p AS MATERIALIZED (
 SELECT s.row_no, s.external_ref, s.holder, s.email, s.category, s.zone, s.valid_from,
-       s.valid_until, c.change,
+       s.valid_until, s.group_ref, c.change,
        CASE WHEN c.change = 'added' THEN nextval('ticket_id_seq') ELSE t.ticket_id END
            AS ticket_id,
        CASE WHEN c.change IN ('added', 'reissued') THEN {nonce} ELSE t.nonce END AS nonce,
@@ -37,25 +37,27 @@ SELECT s.row_no, s.external_ref, s.holder, s.email, s.category, s.zone, s.valid_
 FROM stage s
 LEFT JOIN LATERAL (  -- one unique-index probe per row, whatever the statistics say
     SELECT ticket_id, nonce, kid, status, status_source, zone, valid_from, valid_until, holder,
-           category, email FROM tickets
+           category, email, group_ref FROM tickets
     WHERE event_id = $1 AND external_ref = s.external_ref) t ON true
 CROSS JOIN LATERAL (SELECT CASE
     WHEN t.ticket_id IS NULL THEN 'added'
     WHEN t.status = 'revoked' AND t.status_source = 'push' THEN 'reissued'
     WHEN (t.zone, t.valid_from, t.valid_until, t.holder)
          IS DISTINCT FROM (s.zone, s.valid_from, s.valid_until, s.holder) THEN 'reissued'
-    WHEN (t.category, t.email) IS DISTINCT FROM (s.category, s.email) THEN 'updated'
+    WHEN (t.category, t.email, t.group_ref) IS DISTINCT FROM (s.category, s.email, s.group_ref)
+         THEN 'updated'
     ELSE 'same' END AS change) c
 WHERE s.row_no BETWEEN $4 AND $5
 ), added AS (
 INSERT INTO tickets (ticket_id, event_id, external_ref, nonce, kid, zone, valid_from,
-    valid_until, category, holder, email)
+    valid_until, category, holder, email, group_ref)
 SELECT ticket_id, $1, external_ref, nonce, kid, zone, valid_from, valid_until, category, holder,
-       email FROM p WHERE change = 'added'
+       email, group_ref FROM p WHERE change = 'added'
 ), changed AS (
 UPDATE tickets t SET nonce = p.nonce, kid = p.kid, zone = p.zone,
     valid_from = p.valid_from, valid_until = p.valid_until, category = p.category,
-    holder = p.holder, email = p.email, status = p.status, updated_at = now(),
+    holder = p.holder, email = p.email, group_ref = p.group_ref, status = p.status,
+    updated_at = now(),
     issued_at = CASE WHEN p.change = 'reissued' THEN now() ELSE t.issued_at END
 FROM p WHERE t.ticket_id = p.ticket_id AND p.change IN ('reissued', 'updated')
 ), feed AS (
@@ -69,14 +71,14 @@ SELECT change, count(*) AS n FROM p GROUP BY change""".format(
 
 APPLY_FRESH = """WITH p AS MATERIALIZED (
 SELECT s.row_no, s.external_ref, s.holder, s.email, s.category, s.zone, s.valid_from,
-       s.valid_until, nextval('ticket_id_seq') AS ticket_id,
+       s.valid_until, s.group_ref, nextval('ticket_id_seq') AS ticket_id,
        (floor(random() * 4294967296))::bigint AS nonce
 FROM stage s WHERE s.row_no BETWEEN $4 AND $5
 ), added AS (
 INSERT INTO tickets (ticket_id, event_id, external_ref, nonce, kid, zone, valid_from,
-    valid_until, category, holder, email)
+    valid_until, category, holder, email, group_ref)
 SELECT ticket_id, $1, external_ref, nonce, $2::bytea, zone, valid_from, valid_until, category,
-       holder, email FROM p
+       holder, email, group_ref FROM p
 ), feed AS (
 INSERT INTO change_feed (event_id, seq, kind, ticket_id)
 SELECT $1, $3 + row_number() OVER (ORDER BY row_no), 'ticket.added', ticket_id FROM p

@@ -16,10 +16,10 @@ from typing import Any
 from syncd.lists.rows import Record
 
 Columns = Sequence[Sequence[Any]]
-"""Eight columns of equal length, in ``Record`` order: row, ref, holder, email, category,
-zone mask, valid_from, valid_until."""
-TEXT_COLUMNS = (1, 2, 3, 4)
-_WIDTH = 8
+"""Nine columns of equal length, in ``Record`` order: row, ref, holder, email, category,
+zone mask, valid_from, valid_until, group."""
+TEXT_COLUMNS = (1, 2, 3, 4, 8)
+_WIDTH = 9
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
 

@@ -15,10 +15,36 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.bundle import MAX_GROUP_CHARS
+
 ALL_ZONES = 0xFFFF
-COLUMNS = ("external_ref", "holder_name", "email", "category", "zones", "valid_from", "valid_until")
-ALIASES = {"holder": "holder_name", "name": "holder_name", "zone": "zones"}
-LIMITS = {"external_ref": 128, "holder_name": 200, "email": 254, "category": 64, "zones": 1200}
+COLUMNS = (
+    "external_ref",
+    "holder_name",
+    "email",
+    "category",
+    "zones",
+    "valid_from",
+    "valid_until",
+    "group",
+)
+ALIASES = {
+    "holder": "holder_name",
+    "name": "holder_name",
+    "zone": "zones",
+    "group_ref": "group",
+    "order": "group",
+    "order_code": "group",
+}
+LIMITS = {
+    "external_ref": 128,
+    "holder_name": 200,
+    "email": 254,
+    "category": 64,
+    "zones": 1200,
+    "group": MAX_GROUP_CHARS,
+}
+GROUP_PROBLEM = "must be printable text (no tab, line break or other control character)"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EMAILS = re.compile(r"(?>(?:[^@\s]+@[^@\s]+\.[^@\s]+)?\n)*+")
 """Lines each empty or an ``_EMAIL``; atomic, so a bad line never backtracks into good ones."""
@@ -26,8 +52,8 @@ _UINT32 = 0xFFFFFFFF
 CACHE_SIZE = 4096
 """Distinct zone and time texts remembered; later new ones are parsed each time."""
 
-Record = tuple[int, str, str, str, str, int, int, int]
-"""(row, external_ref, holder, email, category, zone mask, valid_from, valid_until)"""
+Record = tuple[int, str, str, str, str, int, int, int, str]
+"""(row, external_ref, holder, email, category, zone mask, valid_from, valid_until, group)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +110,9 @@ class RowChecker:
         zones: str,
         valid_from: str,
         valid_until: str,
+        group: str,
     ) -> Record | None:
-        """The hot path: seven stripped strings without NUL characters."""
+        """The hot path: eight stripped strings without NUL characters."""
         if (
             not ref
             or len(ref) > 128
@@ -93,9 +120,11 @@ class RowChecker:
             or len(email) > 254
             or len(category) > 64
             or len(zones) > 1200
+            or len(group) > MAX_GROUP_CHARS
             or (email and not _EMAIL.match(email))
+            or not group.isprintable()
         ):
-            self._explain(row, ref, holder, email, category, zones)
+            self._explain(row, ref, holder, email, category, zones, group)
             return None
         zone = self._zone_cache.get(zones)
         if zone is None:
@@ -114,14 +143,14 @@ class RowChecker:
         if start and end and end < start:  # type: ignore[operator]
             self.add(row, "valid_until", "is before valid_from")
             return None
-        return (row, ref, holder, email, category, zone, start, end)  # type: ignore[return-value]
+        return (row, ref, holder, email, category, zone, start, end, group)  # type: ignore[return-value]
 
     def check_batch(self, first: int, texts: Sequence[list[str]]) -> list[Sequence[Any]] | None:
-        """The hot path of a clean CSV: seven columns of stripped, NUL-free texts for rows
-        ``first``, ``first + 1``, ...; returns the eight ``Record`` columns, or None when
+        """The hot path of a clean CSV: eight columns of stripped, NUL-free texts for rows
+        ``first``, ``first + 1``, ...; returns the nine ``Record`` columns, or None when
         some row needs ``check_texts`` (a problem, or a text not seen before in a full cache).
         Every check is one C-level pass over a column."""
-        refs, holders, emails, categories, zones, starts, ends = texts
+        refs, holders, emails, categories, zones, starts, ends, groups = texts
         if not (
             all(refs)
             and _fits(refs, 128)
@@ -129,7 +158,9 @@ class RowChecker:
             and _fits(emails, 254)
             and _fits(categories, 64)
             and _fits(zones, 1200)
+            and _fits(groups, MAX_GROUP_CHARS)
             and _all_emails(emails)
+            and all(map(str.isprintable, groups))
         ):
             return None
         masks = self._lookup(self._zone_cache, self._parse_zones, zones)
@@ -138,7 +169,7 @@ class RowChecker:
         if masks is None or froms is None or untils is None or _any_before(untils, froms):
             return None
         first_to_last = range(first, first + len(refs))
-        return [first_to_last, refs, holders, emails, categories, masks, froms, untils]
+        return [first_to_last, refs, holders, emails, categories, masks, froms, untils, groups]
 
     def _lookup(
         self, cache: dict[str, int | str], parse: Any, texts: list[str]
@@ -162,13 +193,18 @@ class RowChecker:
         return value
 
     def _explain(self, row: int, *texts: str) -> None:
-        if not texts[0]:
+        """Name the problems of the checked texts: the columns of ``LIMITS``, in its order."""
+        cells = dict(zip(LIMITS, texts, strict=True))
+        if not cells["external_ref"]:
             self.add(row, "external_ref", "required")
-        for column, text in zip(COLUMNS, texts, strict=False):
+        for column, text in cells.items():
             if len(text) > LIMITS[column]:
                 self.add(row, column, f"longer than {LIMITS[column]} characters")
-        if texts[2] and not _EMAIL.match(texts[2]):
+        if cells["email"] and not _EMAIL.match(cells["email"]):
             self.add(row, "email", "not an email address")
+        group = cells["group"]
+        if len(group) <= LIMITS["group"] and not group.isprintable():
+            self.add(row, "group", GROUP_PROBLEM)
 
     def _text(self, row: int, column: str, value: Any) -> str:
         if value is None:

@@ -93,8 +93,8 @@ def test_many_batches_round_trip_in_order() -> None:
 
 def test_a_line_smuggling_two_rows_is_refused() -> None:
     raw = gzip.decompress(_bundle())
-    row = b'[2,22,"revoked",1,"VIP",null,0,0]'
-    smuggled = raw.replace(row, b'[2,22,"valid",1,"VIP",null,0,0],[9]')
+    row = b'[2,22,"revoked",1,"VIP",null,0,0,""]'
+    smuggled = raw.replace(row, b'[2,22,"valid",1,"VIP",null,0,0,""],[9]')
     assert smuggled != raw
     with pytest.raises(BundleError, match="bad ticket rows"):
         _read(gzip.compress(smuggled))
@@ -122,8 +122,8 @@ def _resigned(raw: bytes) -> bytes:
 def test_a_format_1_bundle_is_refused_by_name() -> None:
     """Regression (issue 13.1): format 1 had no validity dates; reading its tickets as valid
     forever would let a manual admit skip the window, so it is refused with what to do."""
-    raw = gzip.decompress(_bundle()).replace(b"tessera-bundle/2", b"tessera-bundle/1")
-    raw = raw.replace(b",0,0]\n", b"]\n")
+    raw = gzip.decompress(_bundle()).replace(b"tessera-bundle/3", b"tessera-bundle/1")
+    raw = raw.replace(b',0,0,""]\n', b"]\n")
     with pytest.raises(BundleError, match=r"tessera-bundle/1 is too old.*tessera bundle"):
         _read(_resigned(raw))
 
@@ -132,18 +132,22 @@ def test_a_format_1_bundle_is_refused_by_name() -> None:
     "row",
     [
         b'[1,11,"valid",65535,"GA",null]',  # format 1 length
-        b'[1,11,"valid",65535,"GA",null,0,0,9]',
-        b'[true,11,"valid",65535,"GA",null,0,0]',
-        b'[1,11,"valid",65535,"GA",null,-1,0]',
-        b'[1,11,"valid",65535,"GA",null,0,4294967296]',
-        b'[1,11,"valid",65535,"GA",null,0,"soon"]',
-        b'[18446744073709551616,11,"valid",65535,"GA",null,0,0]',
+        b'[1,11,"valid",65535,"GA",null,0,0]',  # format 2 length in a format 3 bundle
+        b'[1,11,"valid",65535,"GA",null,0,0,"",9]',
+        b'[true,11,"valid",65535,"GA",null,0,0,""]',
+        b'[1,11,"valid",65535,"GA",null,-1,0,""]',
+        b'[1,11,"valid",65535,"GA",null,0,4294967296,""]',
+        b'[1,11,"valid",65535,"GA",null,0,"soon",""]',
+        b'[18446744073709551616,11,"valid",65535,"GA",null,0,0,""]',
+        b'[1,11,"valid",65535,"GA",null,0,0,9]',  # a group is text
+        b'[1,11,"valid",65535,"GA",null,0,0,null]',
+        b'[1,11,"valid",65535,"GA",null,0,0,"' + b"x" * 65 + b'"]',  # longer than 64
         b'{"ticket_id":1}',
     ],
 )
 def test_a_signed_but_ill_typed_row_is_refused(row: bytes) -> None:
     raw = gzip.decompress(_bundle())
-    edited = raw.replace(b'[1,11,"valid",65535,"GA","Ada Lovelace",0,0]', row)
+    edited = raw.replace(b'[1,11,"valid",65535,"GA","Ada Lovelace",0,0,""]', row)
     assert edited != raw
     with pytest.raises(BundleError, match="bad ticket row 1"):
         _read(_resigned(edited))

@@ -19,7 +19,9 @@ from syncd.migrate import (
 )
 from tests.syncd.conftest import MASTER_KEY
 
-_FUNCTION = "SELECT pg_get_functiondef('tessera_store_push'::regproc)"
+_FUNCTIONS = (
+    "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = 'tessera_store_push'"
+)
 
 
 async def _migrate_as_before(conn: asyncpg.Connection) -> None:
@@ -45,15 +47,17 @@ async def test_a_database_migrated_by_the_old_code_migrates_cleanly(pg_url: str)
     conn = await asyncpg.connect(pg_url)
     try:
         await _migrate_as_before(conn)
-        before = await conn.fetchval(_FUNCTION)
+        [before] = [r[0] for r in await conn.fetch(_FUNCTIONS)]  # 0005's function
         assert await pending(conn) == []
         assert await schema_behind(conn) == ["checkins/store_push.sql"]
         applied, rerun = await migrate_all(conn)
         assert applied == [] and [r.name for r in rerun] == ["checkins/store_push.sql"]
         assert await schema_behind(conn) == [] and await migrate_all(conn) == ([], [])
-        # The script is the function 0005 left behind: re-applying it changed nothing.
-        assert await conn.fetchval(_FUNCTION) == before
-        assert "hashint8(g.event_id)" in before
+        # The script replaced 0005's function (door operations added p_ref): one function
+        # left, no stale overload a caller could still reach, the per-event lock kept.
+        [after] = [r[0] for r in await conn.fetch(_FUNCTIONS)]
+        assert "p_ref" not in before and "p_ref bigint[]" in after
+        assert "hashint8(g.event_id)" in before and "hashint8(g.event_id)" in after
     finally:
         await conn.close()
 

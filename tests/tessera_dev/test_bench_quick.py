@@ -28,6 +28,7 @@ QUICK = [
     ("bench_mesh", [], "propagation ms"),
     ("bench_fleet", [], "fleet: 200 gates, 10 events: stored"),
     ("bench_fleet", ["--mode", "long-poll"], "fleet: 200 gates, 10 events: stored"),
+    ("bench_dashboard", [], "dashboard: 10 dashboards vs 10 long-polling gates: syncd CPU"),
 ]
 
 

@@ -1,32 +1,38 @@
 "use strict";
 // The kiosk page. Everyone: decisions, status, scans (camera, or a keyboard-wedge scanner
-// typing anywhere on the page). Staff (after the PIN): search, admit by hand, direction.
+// typing anywhere on the page). Staff (after the PIN): search, admit by hand, direction, annul
+// the latest admission.
 const $ = (id) => document.getElementById(id);
 const MAX_SCAN = 1024; // display_api.MAX_SCAN_CHARS: one more is sent, and is "Not a ticket"
 const WEDGE_GAP_MS = 1000; // a pause this long between keys starts a new scan
 let holdTimer = null;
 let hasCamera = false;
+let gateRevoked = false; // syncd revoked this gate: every scan is refused until it is enrolled
 let staffTimer = null;
 
 function showDecision(d) {
   if (!d || !d.outcome) return; // a repeat of the scan just shown
   notice("");
   const admit = d.outcome === "admit";
-  document.body.className = admit ? "admit" : "deny";
-  $("verdict").textContent = admit ? "ADMIT" : "DENY";
+  const annul = d.outcome === "annul"; // an admission undone: staff, or no passage came
+  document.body.className = annul ? "annul" : admit ? "admit" : "deny";
+  $("verdict").textContent = annul ? "ANNULLED" : admit ? "ADMIT" : "DENY";
   $("message").textContent = d.message || "";
   $("category").textContent = d.category || "";
   $("holder").textContent = d.holder || "";
+  $("group").textContent = d.group ? d.group.message : ""; // "Group of 4: 3 admitted, ..."
   clearTimeout(holdTimer);
   holdTimer = setTimeout(idle, d.hold_ms || 3000);
 }
 
 function idle() {
   document.body.className = "idle";
-  $("verdict").textContent = "READY";
-  $("message").textContent = hasCamera ? "Show your ticket to the camera" : "Scan your ticket";
+  $("verdict").textContent = gateRevoked ? "CLOSED" : "READY";
+  $("message").textContent = gateRevoked ? "This gate is not scanning: please use another gate"
+    : hasCamera ? "Show your ticket to the camera" : "Scan your ticket";
   $("category").textContent = "";
   $("holder").textContent = "";
+  $("group").textContent = "";
 }
 
 function age(seconds) {
@@ -41,7 +47,7 @@ function count(id, value) { $(id).textContent = value === undefined || value ===
 function showStatus(s) {
   if (s.gate_name) $("gate-name").textContent = s.gate_name;
   const online = Boolean(s.online);
-  const revoked = s.sync_state === "revoked";
+  const revoked = s.sync_state === "revoked" || Boolean(s.revoked);
   $("link").textContent = online ? "ONLINE" : revoked ? "CREDENTIAL REVOKED" : "OFFLINE";
   $("link").className = "pill " + (online ? "online" : "offline");
   $("link").title = s.sync_error || "";
@@ -59,6 +65,20 @@ function showStatus(s) {
   count("inside-now", s.inside_now);
   count("unsynced", s.unsynced);
   showCamera(s.camera);
+  showRevoked(s);
+}
+
+function showRevoked(s) {
+  const banner = $("revoked-banner");
+  banner.hidden = !s.revoked;
+  banner.textContent = !s.revoked ? ""
+    : "Gate revoked by the organiser: " + (s.holder_data_deleted
+      ? "holder names deleted from this gate." : "deleting holder names from this gate…")
+      + " No scans until it is enrolled again (gate enroll).";
+  if (gateRevoked !== Boolean(s.revoked)) {
+    gateRevoked = Boolean(s.revoked);
+    if (document.body.className === "idle") idle();
+  }
 }
 
 function showCamera(cam) {
@@ -131,8 +151,36 @@ $("pin-form").addEventListener("submit", async (e) => {
     notice("");
   } catch (err) { notice(String(err.message)); $("pin").focus(); }
 });
+// The pre-doors drill: its board (one row per check) in the results list; a tap closes it.
+function drillRow(status, name, text) {
+  const li = document.createElement("li");
+  li.className = `drill ${status}`;
+  const label = document.createElement("b");
+  label.textContent = name;
+  const figure = document.createElement("span");
+  figure.textContent = text;
+  li.append(label, figure);
+  li.onclick = () => $("results").replaceChildren();
+  return li;
+}
+$("drill").addEventListener("click", async () => {
+  $("drill").disabled = true;
+  notice("Drill running…");
+  try {
+    const b = await post("/api/drill", {});
+    const text = (i) => (i.status === "skip" ? i.detail || i.figure // as `gate drill` prints it
+      : i.status === "ok" || !i.detail ? i.figure : `${i.figure} · ${i.detail}`);
+    const rows = b.items.map((i) => drillRow(i.status, i.name, text(i)));
+    rows.unshift(drillRow(b.result, b.result.toUpperCase(), b.report || "not reported to syncd"));
+    $("results").replaceChildren(...rows);
+    notice("");
+  } catch (err) { notice(String(err.message)); } finally { $("drill").disabled = false; }
+});
 $("staff-lock").addEventListener("click", async () => {
   try { staffMode({ pin_set: true, ...(await post("/api/staff/logout", {})) }); } catch (err) { notice(String(err.message)); }
+});
+$("annul").addEventListener("click", async () => {
+  try { showDecision(await post("/api/annul", {})); } catch (err) { notice(String(err.message)); }
 });
 $("turn").addEventListener("click", async () => {
   const next = $("direction").textContent === "EXIT" ? "in" : "out";
@@ -143,13 +191,24 @@ function resultRow(t) {
   const li = document.createElement("li");
   const label = document.createElement("span");
   label.textContent = `#${t.ticket_id} ${t.holder || ""} · ${t.category || ""} · ${t.state || ""}`;
-  const button = document.createElement("button");
-  button.textContent = "Admit";
-  button.onclick = async () => {
-    $("results").replaceChildren();
-    try { showDecision(await post("/api/admit", { ticket_id: t.ticket_id })); } catch (err) { notice(String(err.message)); }
+  const admit = (text, body) => {
+    const button = document.createElement("button");
+    button.textContent = text;
+    button.onclick = async () => {
+      $("results").replaceChildren();
+      try { showDecision(await post("/api/admit", body)); } catch (err) { notice(String(err.message)); }
+    };
+    return button;
   };
-  li.append(label, button);
+  if (!t.group) {
+    li.append(label, admit("Admit", { ticket_id: t.ticket_id }));
+  } else if (t.group.too_large) { // more than GATE_GROUP_MAX: one by one
+    label.textContent += ` · group of more than ${t.group.size}`;
+    li.append(label, admit("Admit", { ticket_id: t.ticket_id, group: false }));
+  } else { // its own ticket only, or the whole group (each member checked on its own)
+    li.append(label, admit("Admit 1", { ticket_id: t.ticket_id, group: false }),
+      admit(`Admit group of ${t.group.size}`, { ticket_id: t.ticket_id, group: true }));
+  }
   return li;
 }
 

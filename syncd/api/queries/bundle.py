@@ -25,8 +25,18 @@ async def change_seq(conn: asyncpg.Connection, event_id: int) -> int:
 async def bundle_tickets(conn: asyncpg.Connection, event_id: int) -> Cursor:
     """Reads the event's tickets in ``ticket_id`` order as a cursor (fetched in batches)."""
     return await conn.cursor(
-        "SELECT ticket_id, nonce, status, zone, category, holder, valid_from, valid_until"
-        " FROM tickets"
+        "SELECT ticket_id, nonce, status, zone, category, holder, valid_from, valid_until,"
+        " group_ref FROM tickets"
         " WHERE event_id = $1 ORDER BY ticket_id",
         event_id,
+    )
+
+
+async def has_groups(conn: asyncpg.Connection, event_id: int) -> bool:
+    """Reads whether a ticket of the event belongs to a group (the list's ``group`` column)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM tickets WHERE event_id = $1 AND group_ref <> '')",
+            event_id,
+        )
     )

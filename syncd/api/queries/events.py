@@ -7,13 +7,24 @@ from typing import Any
 
 import asyncpg
 
+from shared.checkout import parse_checkout_time
 from syncd.api.queries import Conn
 
 EVENT_COLUMNS = (
     "event_id, name, venue, starts_at, ends_at, timezone, zones, reentry, rotating,"
-    " rotation_period, created_at, updated_at"
+    " rotation_period, to_char(checkout_time, 'HH24:MI') AS checkout_time, capacity,"
+    " created_at, updated_at"
 )
-"""The columns every event answer carries (``common.event_json`` shapes them)."""
+"""The columns every event answer carries (``common.event_json`` shapes them); the check-out
+time as it travels everywhere, "HH:MM" (None: off)."""
+
+
+def _params(values: dict[str, Any]) -> list[Any]:
+    """Column values as asyncpg binds them: the check-out time as a ``time``."""
+    return [
+        parse_checkout_time(v) if k == "checkout_time" and v is not None else v
+        for k, v in values.items()
+    ]
 
 
 async def org_event(
@@ -41,7 +52,7 @@ async def insert_event(conn: Conn, org_id: int, values: dict[str, Any]) -> async
         f"INSERT INTO events ({', '.join(columns)}) VALUES ({placeholders})"
         f" RETURNING {EVENT_COLUMNS}",
         org_id,
-        *values.values(),
+        *_params(values),
     )
 
 
@@ -62,13 +73,17 @@ async def ticket_counts(conn: Conn, event_id: int) -> list[asyncpg.Record]:
 
 async def update_event(conn: Conn, event_id: int, values: dict[str, Any]) -> asyncpg.Record:
     """Writes the given columns (and ``updated_at``) of one event; returns it. ``values`` is
-    non-empty and its keys are model field names, never client text."""
+    non-empty and its keys are model field names, never client text. Setting the check-out time
+    or the time zone (even to the same value) restarts ``checkout_since``: no boundary before
+    now is announced under the new rule (syncd/checkout/timer.py)."""
     sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(values, start=2))
+    if "checkout_time" in values or "timezone" in values:
+        sets += ", checkout_since = now()"
     return await conn.fetchrow(
         f"UPDATE events SET {sets}, updated_at = now() WHERE event_id = $1"
         f" RETURNING {EVENT_COLUMNS}",
         event_id,
-        *values.values(),
+        *_params(values),
     )
 
 

@@ -1,4 +1,5 @@
-"""Statements on ``gates`` for the organiser's gate handlers (create, list, new code, revoke)."""
+"""Statements on ``gates`` for the organiser's gate handlers (create, list, new code, revoke),
+and the one a gate's drill report writes (``record_drill``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from syncd.api.queries import Conn
 
 GATE_COLUMNS = (
     "gate_id, event_id, name, zone, device, enrolled_at, revoked_at, code_expires_at,"
-    " acked_seq, skew, last_push_at, created_at"
+    " acked_seq, skew, last_push_at, created_at, last_drill_at, last_drill_result, last_drill"
 )
 """The columns every gate answer carries (``gate_admin.gate_json`` shapes them)."""
 
@@ -59,4 +60,19 @@ async def gate_exists(conn: Conn, gate_id: int, event_id: int) -> bool | None:
     """Reads whether the event has this gate (true, or None if not)."""
     return await conn.fetchval(
         "SELECT true FROM gates WHERE gate_id = $1 AND event_id = $2", gate_id, event_id
+    )
+
+
+async def record_drill(
+    conn: Conn, gate_id: int, result: str, drill: dict[str, Any]
+) -> asyncpg.Record | None:
+    """Writes the gate's last drill (result and board, a dict: the pool's jsonb codec encodes
+    it) with syncd's clock; a revoked gate is left untouched. Returns the time stored, or None
+    if nothing matched."""
+    return await conn.fetchrow(
+        "UPDATE gates SET last_drill_at = now(), last_drill_result = $2, last_drill = $3::jsonb"
+        " WHERE gate_id = $1 AND revoked_at IS NULL RETURNING last_drill_at",
+        gate_id,
+        result,
+        drill,
     )

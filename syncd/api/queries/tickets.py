@@ -9,7 +9,7 @@ from syncd.api.queries import Conn
 
 TICKET_COLUMNS = (
     "ticket_id, event_id, external_ref, nonce, kid, zone, valid_from, valid_until, category,"
-    " holder, email, status, status_source, issued_at, updated_at,"
+    ' holder, email, group_ref AS "group", status, status_source, issued_at, updated_at,'
     " holder_key IS NOT NULL AS holder_bound"
 )
 """The columns every ticket answer carries (``tickets.ticket_json`` shapes them)."""

@@ -46,6 +46,7 @@ class FakeSyncd:
     floor: int = 0  # cursors older than this get snapshot_required
     page_size: int = 100
     revoked: bool = False
+    credential: str = CREDENTIAL  # what enrolment hands out and authenticates; another: 401
     pushes: list[PushRequest] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     codes: dict[str, bool] = field(default_factory=lambda: {"CODE-1": True})
@@ -73,8 +74,8 @@ class FakeSyncd:
             return self._enroll(json.loads(request.content))
         if path == HEALTH_PATH:
             return httpx.Response(200, json={"status": "ok"})
-        if self.revoked or request.headers.get("authorization") != f"Bearer {CREDENTIAL}":
-            return httpx.Response(401, json={"error": {"code": "unauthorized"}})
+        if self.revoked or request.headers.get("authorization") != f"Bearer {self.credential}":
+            return httpx.Response(401, json={"error": "unauthorized", "message": "no"})
         if path == PUSH_PATH:
             return self._push(PushRequest.model_validate_json(request.content))
         if path == CHANGES_PATH:
@@ -95,7 +96,7 @@ class FakeSyncd:
             gate_id=self.gate_id,
             gate_name="Gate B",
             event_id=EVENT,
-            credential=CREDENTIAL,
+            credential=self.credential,
             keys=[{"kid": key.kid, "public_key": key.public_key}],  # type: ignore[list-item]
             server_time=NOW,
         )

@@ -1,5 +1,5 @@
 """Pull: pages apply atomically, another gate's admission is refused here, snapshots replace
-the list without a half state, a revoked credential stops sync but not scanning."""
+the list without a half state, a revoked credential stops sync and scanning."""
 
 from __future__ import annotations
 
@@ -178,20 +178,24 @@ async def test_a_forged_snapshot_leaves_the_old_list(tmp_path: Path) -> None:
         assert await tickets(gate) == before
 
 
-async def test_a_revoked_credential_stops_sync_cleanly_and_scanning_goes_on(
+async def test_a_revoked_credential_stops_sync_cleanly_and_scanning_with_it(
     tmp_path: Path,
 ) -> None:
+    """Wipe on revoke (issue 18): a revoked gate stops syncing without a crash loop and
+    refuses the next scan; the scan it made before stays in its journal, unsynced."""
     fake = FakeSyncd()
     async with enrolled_gate(tmp_path, fake) as gate:
         fake.revoked = True  # the organiser revokes the gate
         await gate.pipeline.process(code(1, 11))
-        await gate.worker.run()  # returns: no crash loop
+        await gate.worker.run()  # returns: no crash loop (no credential file to wait for)
         assert gate.worker.status.state == "revoked"
         assert gate.worker.status.last_error == REVOKED
         assert len(fake.requests) <= 4 + 2  # enrolment's four, then one push and one pull
-        assert (await gate.pipeline.process(code(2, 22))).admitted
+        refused = await gate.pipeline.process(code(2, 22))
+        assert (refused.outcome, refused.reason) == ("deny", RejectReason.gate_revoked)
         summary = await sync_summary(gate.store, gate.settings, SAT_18)
-        assert summary["state"] == "revoked" and summary["backlog"] == 2
+        assert summary["state"] == "revoked" and summary["backlog"] == 1
+        assert summary["holder_data"] == "deleted"
 
 
 async def test_status_reports_online_backlog_and_skew(tmp_path: Path) -> None:

@@ -64,6 +64,36 @@ async def test_checkin_messages_are_exact_json(db_url: str) -> None:
                 "outcome": "admit",
                 "scanned_at": now + 1,
             },
+            {  # door operations: each a row of its own, about an earlier admission
+                "seq": 4,
+                "scan_id": "01" * 16,
+                "ticket_id": 7,
+                "direction": "out",
+                "outcome": "passed",
+                "via": "gpio",
+                "scanned_at": now + 2,
+                "ref_seq": 3,
+            },
+            {
+                "seq": 5,
+                "scan_id": "02" * 16,
+                "ticket_id": 2**63 - 1,
+                "direction": "in",
+                "outcome": "annul",
+                "reason": "staff",
+                "via": "kiosk",
+                "scanned_at": now + 3,
+                "ref_seq": 1,
+            },
+            {
+                "seq": 6,
+                "scan_id": "03" * 16,
+                "ticket_id": None,
+                "direction": "in",
+                "outcome": "tailgate",
+                "via": "http",
+                "scanned_at": now + 4,
+            },
         ]
         before = time.time()
         stored = await store_push(
@@ -75,12 +105,15 @@ async def test_checkin_messages_are_exact_json(db_url: str) -> None:
         ]
     finally:
         await conn.close()
-    assert stored.stored == 3
+    assert stored.stored == 6
     messages = [(key, json.loads(body)) for key, body in bodies]
     assert [key for key, _ in messages] == [
         "checkin.performed",
         "checkin.invalid",
         "checkout.performed",
+        "checkin.passed",
+        "checkin.annulled",
+        "checkin.tailgate",
     ]
     for (key, m), row in zip(messages, rows, strict=True):
         assert before - 1 < m.pop("stored_at") < time.time() + 1
@@ -99,6 +132,7 @@ async def test_checkin_messages_are_exact_json(db_url: str) -> None:
             "scanned_at": row["scanned_at"],  # floats come back exactly
             "at": row["scanned_at"] + 0.25,
             "skew": 0.25,
+            "ref_seq": row.get("ref_seq"),
         }
 
 

@@ -54,7 +54,7 @@ def test_plain_quoted_and_crlf_lists_give_the_same_copy_payload(tmp_path: Path) 
     assert plain[0] == 30_000 and plain[1] == []
     payload = plain[2]
     assert payload.count("\n") == 30_000
-    assert payload.startswith("1\tR0\tHolder 0\th0@example.org\tGA\t65535\t1780308000\t0\n")
+    assert payload.startswith("1\tR0\tHolder 0\th0@example.org\tGA\t65535\t1780308000\t0\t\n")
     assert payload.splitlines()[29_999].startswith("30000\tR29999\t")
     assert len(csv_text(table)) > 3 * parse.FAST_CHUNK_CHARS
     for variant in (

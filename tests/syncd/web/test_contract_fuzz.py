@@ -65,10 +65,12 @@ STATEFUL_422 = {
     "update_event": "ends_at may not be before starts_at",
     "push_list": "a list is CSV/JSON/NDJSON rows with an external_ref each",
     "create_gate": "the zone must be one of the event's zones",
+    "push": "an annul or passed row names an earlier seq (ref_seq); no other row names one",
 }
 # Answers that never end, by design: a request/response fuzzer would wait out every example.
-# The feed stream's inputs (cursor, credentials) are attacked in tests/syncd/feed/test_stream.py.
-ENDLESS = {"stream"}
+# The feed stream's inputs (cursor, credentials) are attacked in tests/syncd/feed/test_stream.py,
+# the dashboard stream's (event id, tokens, roles) in tests/syncd/api/test_dashboard.py.
+ENDLESS = {"stream", "dashboard_stream"}
 KNOWN: list[tuple[str, str]] = []  # (operation, check) switched off; none today
 
 

@@ -63,6 +63,10 @@ async def _call(
     resp = await client.request(
         o.method, _url(o, ids), **{**extra, "headers": {**extra.get("headers", {}), **headers}}
     )
+    if o.produces == "text/event-stream" and resp.status == 200:  # endless: its first event
+        first = await resp.content.readuntil(b"\n\n")
+        resp.close()
+        return resp.status, first
     return resp.status, await resp.read()
 
 

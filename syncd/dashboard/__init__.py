@@ -1,0 +1,1 @@
+"""The organisers' live dashboard: its page (``static/``), the stream hub and gate sightings."""
