@@ -37,9 +37,9 @@ from syncd.dashboard.hub import DashboardHub, HubConfig, Viewer, frame
 from syncd.dashboard.seen import is_online
 from syncd.keys import DASHBOARD, NOTIFIER, POOL, SETTINGS
 from syncd.web.auth import principal_of, resolve
-from syncd.web.errors import not_found
 from syncd.web.operations import op
 from syncd.web.params import json_response
+from syncd.web.static_page import StaticPage
 
 STATIC = Path(__file__).resolve().parents[1] / "dashboard" / "static"
 MINUTES = 60  # the chart's window: the last hour, by minute
@@ -168,31 +168,11 @@ async def dashboard_stream(request: web.Request) -> web.StreamResponse:
 # -- the page ---------------------------------------------------------------------------------
 
 
-@functools.cache
-def _static_files() -> dict[str, Path]:
-    """Every file of the page by its URL path below /dashboard/ (nothing else is served)."""
-    if not STATIC.is_dir():
-        return {}
-    return {
-        p.relative_to(STATIC).as_posix(): p
-        for p in STATIC.rglob("*")
-        if p.is_file() and p.suffix in _TYPES
-    }
-
-
-def _file_response(path: Path) -> web.Response:
-    kind = _TYPES[path.suffix]
-    response = web.Response(body=path.read_bytes(), content_type=kind)
-    if kind == "text/html":
-        response.headers["Content-Security-Policy"] = DASHBOARD_CSP
-    return response
+_PAGE = StaticPage(STATIC, DASHBOARD_CSP, _TYPES)
 
 
 def _static(name: str) -> web.Response:
-    path = _static_files().get(name)
-    if path is None:
-        raise not_found("file")
-    return _file_response(path)
+    return _PAGE.response(name)
 
 
 @op(

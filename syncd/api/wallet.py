@@ -19,7 +19,6 @@ link is a 401, so guessing feeds the per-address failure limit like a wrong toke
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 import time
@@ -44,6 +43,7 @@ from syncd.vault import hash_token
 from syncd.web.errors import ApiError, not_found
 from syncd.web.operations import op
 from syncd.web.params import json_response, read_model
+from syncd.web.static_page import StaticPage
 
 log = logging.getLogger(__name__)
 LINK_PREFIX = "tsw_"
@@ -254,32 +254,14 @@ def _event_json(event: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _static_files() -> dict[str, Path]:
-    """Every file of the page by its URL path below /wallet/ (nothing else is served)."""
-    if not STATIC.is_dir():
-        return {}
-    return {
-        p.relative_to(STATIC).as_posix(): p
-        for p in STATIC.rglob("*")
-        if p.is_file() and p.suffix in _TYPES
-    }
-
-
-def _file_response(path: Path) -> web.Response:
-    kind = _TYPES[path.suffix]
-    response = web.Response(body=path.read_bytes(), content_type=kind)
-    if kind == "text/html":
-        response.headers["Content-Security-Policy"] = WALLET_CSP
-    return response
+_PAGE = StaticPage(STATIC, WALLET_CSP, _TYPES)
 
 
 @op("GET", "/wallet/", "The holder's wallet page.", role=None, tag="wallet", produces="text/html")
 async def page(request: web.Request) -> web.Response:
-    index = _static_files().get("index.html")
-    if index is None:
+    if "index.html" not in _PAGE.files:
         raise not_found("page")
-    return _file_response(index)
+    return _PAGE.response("index.html")
 
 
 @op("GET", "/wallet/{name}", "A file of the wallet page.", role=None, tag="wallet")
@@ -293,7 +275,4 @@ async def vendor_file(request: web.Request) -> web.Response:
 
 
 def _static(name: str) -> web.Response:
-    path = _static_files().get(name)
-    if path is None:
-        raise not_found("file")
-    return _file_response(path)
+    return _PAGE.response(name)
