@@ -54,10 +54,12 @@ def test_the_gate_pushes_at_the_first_probe_after_the_link_returns(stack: Stack)
         restored_at = len(gate.stderr)
         stack.net.restore()
         eventually(lambda: _stored(stack, "R") == 2, "pushed after the link returned", 90)
-        after = list(gate.stderr[restored_at:])
     finally:
         exit_code, stderr, _ = gate.stop()
     assert exit_code == 0, stderr
+    # Read once the gate has exited: syncd stores the push before the gate reads its answer
+    # and logs "sync pushed", so a copy taken at the store could miss that line (it once did).
+    after = list(gate.stderr[restored_at:])
     pushed = next(i for i, line in enumerate(after) if '"sync pushed"' in line)
     probes = _logs(after[:pushed], "sync probe")
     assert probes and probes[-1]["answered"] is True  # a probe answered, then the push
