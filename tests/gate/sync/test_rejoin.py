@@ -36,6 +36,10 @@ def _logs(lines: list[str], msg: str) -> list[dict[str, object]]:
     return [entry for entry in found if entry.get("msg") == msg]
 
 
+def _pushed_since(gate: RunningGate, start: int) -> bool:
+    return any('"sync pushed"' in line for line in list(gate.stderr)[start:])
+
+
 def test_the_gate_pushes_at_the_first_probe_after_the_link_returns(stack: Stack) -> None:  # noqa: F811
     created = stack.api.post(f"/api/v1/events/{stack.event_id}/gates", json={"name": "R"})
     enrolled = Gate("R", stack.tmp / "R", f"http://127.0.0.1:{stack.net.port}")
@@ -54,11 +58,12 @@ def test_the_gate_pushes_at_the_first_probe_after_the_link_returns(stack: Stack)
         restored_at = len(gate.stderr)
         stack.net.restore()
         eventually(lambda: _stored(stack, "R") == 2, "pushed after the link returned", 90)
+        # syncd stores the push before the gate reads its answer and logs "sync pushed": wait
+        # for the line before stopping, or a stop in between loses it (it did, twice, in CI).
+        eventually(lambda: _pushed_since(gate, restored_at), "the gate logged its push", 30)
     finally:
         exit_code, stderr, _ = gate.stop()
     assert exit_code == 0, stderr
-    # Read once the gate has exited: syncd stores the push before the gate reads its answer
-    # and logs "sync pushed", so a copy taken at the store could miss that line (it once did).
     after = list(gate.stderr[restored_at:])
     pushed = next(i for i, line in enumerate(after) if '"sync pushed"' in line)
     probes = _logs(after[:pushed], "sync probe")
