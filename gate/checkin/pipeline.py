@@ -98,17 +98,19 @@ class Pipeline:
         pending = self._decide_code(text, ctx)
         return await self._finish(pending, started, ctx.via, captured_ns)
 
-    async def revoked(self) -> bool:
+    @property
+    def revoked(self) -> bool:
         """syncd revoked this gate: it refuses everything until it is enrolled again. No
         database read (a wipe may hold the connection for seconds; a refusal must not wait):
         the sync worker re-reads the store while revoked and sees `gate enroll` clear it."""
         return self.store.revoked_at is not None
 
     async def _refused(self, ctx: Context, ticket_id: int | None = None) -> Decision:
+        """The refusal of a revoked gate (nothing recorded); async, as ``_finish`` awaits it."""
         return deny(RejectReason.gate_revoked, ctx, ticket_id=ticket_id)
 
     async def _decide_code(self, text: str, ctx: Context) -> Decision:
-        if await self.revoked():
+        if self.revoked:
             return await self._refused(ctx)
         for _ in range(3):
             try:
@@ -150,7 +152,7 @@ class Pipeline:
         check_ticket_id(ticket_id)
         started = time.perf_counter()
         ctx = self._context("manual", direction)
-        if await self.revoked():
+        if self.revoked:
             return await self._finish(self._refused(ctx, ticket_id), started, ctx.via)
         if event_id is None:
             events = {e.event_id for e in await self.store.search(str(ticket_id))}

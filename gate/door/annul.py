@@ -21,12 +21,11 @@ running gate just wrote):
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from gate.store.db import Store
+from gate.store.db import Store, Writing
+from gate.store.records import JournalEntry
 
 ANNUL_REASONS = ("staff", "not_passed")
 """Why an admission was annulled: staff asked, or its passage never came."""
@@ -42,11 +41,6 @@ _STATE = (
     "SELECT inside, last_in_at, last_in_gate, last_out_at, last_out_gate FROM entry_state"
     " WHERE event_id = ? AND ticket_id = ?"
 )
-_INSERT = """
-INSERT INTO journal (seq, scan_id, event_id, ticket_id, direction, decision, reason,
-                     scanned_at, via, gate, ref_seq)
-VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM journal), ?, ?, ?, ?, 'annul', ?, ?, ?, ?, ?)
-"""
 
 
 class AnnulRefused(Exception):
@@ -107,25 +101,13 @@ async def annul(
     if store.revoked_at is not None:  # its journal stays as it was (gate.store.wipe)
         raise AnnulRefused("Gate revoked: nothing changes until it is enrolled again")
 
-    def work(db: sqlite3.Connection) -> Annulment:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            done = _annul(db, seq, gate=gate, now=now, window=window, reason=reason, via=via)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return done
-
-    async with store._lock:
-        done = await store._in_thread(work)
-    store.appended.set()
-    store.appends.fire()
-    return done
+    return await store.write(
+        lambda w: _annul(w, seq, gate=gate, now=now, window=window, reason=reason, via=via)
+    )
 
 
 def _annul(
-    db: sqlite3.Connection,
+    w: Writing,
     seq: int | None,
     *,
     gate: str,
@@ -134,6 +116,7 @@ def _annul(
     reason: str,
     via: str,
 ) -> Annulment:
+    db = w.db
     if seq is None:
         seq = db.execute(_LAST_ADMISSION).fetchone()[0]
         if seq is None:
@@ -157,12 +140,18 @@ def _annul(
         raise AnnulRefused(
             f"Ticket {ticket_id} has moved since scan {seq}: annul its latest movement instead"
         )
-    cursor = db.execute(
-        _INSERT,
-        (os.urandom(16), event_id, ticket_id, direction, reason, now, via, gate, seq),
+    row = JournalEntry(
+        direction=direction,
+        outcome="annul",
+        reason=reason,
+        scanned_at=now,
+        via=via,
+        gate=gate,
+        event_id=event_id,
+        ticket_id=ticket_id,
+        ref_seq=seq,
     )
-    assert cursor.lastrowid is not None
-    return Annulment(cursor.lastrowid, seq, event_id, ticket_id, direction, holder, reason, now)
+    return Annulment(w.append(row), seq, event_id, ticket_id, direction, holder, reason, now)
 
 
 def _still_latest(state: Any, direction: str, scanned_at: float, gate: str) -> bool:

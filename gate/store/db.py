@@ -1,11 +1,12 @@
 """The gate's SQLite store: one aiosqlite connection, the only writer in this process.
 
 Durability contract: WAL with ``synchronous=FULL``, so a committed statement is on disk;
-``record_scan`` and ``check_in`` commit before they return, and callers show a result only after
-that. A scan is one INSERT into the journal (autocommit: its own transaction, one fsync); triggers
-move the entry state in the same statement. Writes hold an asyncio lock (one writer per process);
-multi-statement writes go through ``transaction()`` (``BEGIN IMMEDIATE``: one writer across
-processes, as `gate admit` or `gate import-list` may run beside `gate run`).
+``record_scan``, ``check_in`` and every ``write`` commit before they return, and callers show a
+result only after that. Journal writes go through ``write``: one ``BEGIN IMMEDIATE`` transaction
+(one writer across processes, as `gate admit` or `gate import-list` may run beside `gate run`)
+run whole on the connection's thread, one fsync; triggers move the entry state with each journal
+row. Writes hold an asyncio lock (one writer per process); other multi-statement writes go
+through ``transaction()``.
 
 Keys and events are cached in memory; ``PRAGMA data_version`` (read with every look-up) tells
 when another process changed them, and ``check_in`` then raises ``StaleCacheError`` after
@@ -275,41 +276,51 @@ class Store:
         """Look a ticket up, let ``judge`` decide (pure, no I/O) and record it durably.
 
         Returns what ``judge`` returned first and the committed journal ``seq``. Nothing else
-        writes between the look-up and the record in this process; raises ``StaleCacheError``
-        (recording nothing) when another process changed the keys or events since the cache.
+        writes between the look-up and the record; raises ``StaleCacheError`` (recording
+        nothing) when another process changed the keys or events since the cache.
         """
-        if not 0 <= ticket_id <= _MAX_ID:
-            async with self._lock:
-                result, entry = judge(LocalState(None, None))
-                return result, await self._record(entry)
-        known = self._data_version
 
-        def look_judge_record(db: sqlite3.Connection) -> tuple[T, int] | None:
-            row = db.execute(_LOOKUP, (event_id, ticket_id)).fetchone()
-            if int(row[0]) != known:
-                return None
-            result, entry = judge(_local_state(event_id, ticket_id, row[1:]))
-            return result, _insert(db, entry)
+        def work(w: Writing) -> tuple[T, int]:
+            result, entry = judge(w.look(event_id, ticket_id))
+            return result, w.append(entry)
 
-        async with self._lock:
-            outcome = await self._in_thread(look_judge_record)
-            if outcome is None:
-                await self.refresh()
-                raise StaleCacheError
-        self.appended.set()
-        self.appends.fire()
-        return outcome
+        return await self.write(work)
 
     async def record_scan(self, entry: JournalEntry) -> int:
         """Append one scan to the journal (the entry state follows an admit); durable."""
-        async with self._lock:
-            return await self._record(entry)
+        return await self.write(lambda w: w.append(entry))
 
-    async def _record(self, entry: JournalEntry) -> int:
-        seq = await self._in_thread(lambda db: _insert(db, entry))
+    async def write(self, work: Callable[[Writing], T]) -> T:
+        """Run ``work`` in one write transaction on the connection's thread; durable on return.
+
+        ``work`` (no awaits, no I/O but this database) reads and appends journal rows through
+        its ``Writing``. It commits when ``work`` returns and rolls back when it raises (the
+        exception goes on to the caller). Raises ``StaleCacheError`` (recording nothing, after
+        reloading the cache) when a ``Writing.look`` found that another process changed the
+        keys or events since they were cached. Wakes the sync worker and the peers after a
+        commit.
+        """
+        known = self._data_version
+
+        def run(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                done = work(Writing(db, known))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return done
+
+        async with self._lock:
+            try:
+                done = await self._in_thread(run)
+            except _Stale:
+                await self.refresh()
+                raise StaleCacheError from None
         self.appended.set()
         self.appends.fire()
-        return seq
+        return done
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the connection's own thread: one hand-off for a whole scan.
@@ -369,8 +380,36 @@ class Store:
         return {bytes(k): Ed25519PublicKey.from_public_bytes(raw) for k, raw in rows}
 
 
+class _Stale(Exception):
+    """Raised inside a write: the cached keys and events are out of date."""
+
+
+class Writing:
+    """What ``Store.write``'s work sees, on the connection's thread inside its transaction:
+    ``look`` up tickets, ``append`` journal rows, and ``db`` for any other statement."""
+
+    def __init__(self, db: sqlite3.Connection, known: int) -> None:
+        self.db = db
+        self._known = known
+
+    def look(self, event_id: int, ticket_id: int) -> LocalState:
+        """The list row and entry state of one ticket (one indexed query); a ticket id no
+        list can hold is simply unknown. Stops the write (``StaleCacheError``) when another
+        process changed the keys or events since they were cached."""
+        if not 0 <= ticket_id <= _MAX_ID:
+            return LocalState(None, None)
+        row = self.db.execute(_LOOKUP, (event_id, ticket_id)).fetchone()
+        if int(row[0]) != self._known:
+            raise _Stale
+        return _local_state(event_id, ticket_id, row[1:])
+
+    def append(self, entry: JournalEntry) -> int:
+        """Append one journal row; returns its seq."""
+        return _insert(self.db, entry)
+
+
 def _insert(db: sqlite3.Connection, entry: JournalEntry) -> int:
-    """Append one journal row (autocommit: its own transaction); returns its seq."""
+    """Append one journal row; returns its seq."""
     cursor = db.execute(
         _INSERT_JOURNAL,
         (

@@ -1,8 +1,8 @@
 """Groups in the local list: a ticket's fellow members, and a group check-in in one transaction.
 
 A ticket may belong to a group (an order, a family: the list's ``group`` column, NULL = none).
-``check_in_group`` is ``Store.check_in`` for a ticket whose group may follow it in: under the
-store's writer lock, on the connection's own thread, in one ``BEGIN IMMEDIATE`` transaction, it
+``check_in_group`` is ``Store.check_in`` for a ticket whose group may follow it in: in one
+``Store.write`` (the writer lock, the connection's own thread, one transaction), it
 looks the ticket up, lets ``judge`` decide (pure, no I/O) and journals the result; when
 ``follow`` says so (the ticket was admitted), it reads the other members of its group in the
 same event and does the same for each with ``judge_member``: every member is decided from its
@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from gate.store.db import _LOOKUP, _MAX_ID, StaleCacheError, Store, _insert, _local_state
+from gate.store.db import Store, Writing
 from gate.store.records import JournalEntry, LocalState
+from gate.store.search import MAX_TICKET_ID
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -71,61 +72,31 @@ async def check_in_group(
     Raises ``StaleCacheError`` as ``Store.check_in`` does; ``sqlite3.Error``/``OSError`` when
     the journal cannot be written (then nothing was: the transaction rolled back).
     """
-    if not 0 <= ticket_id <= _MAX_ID:
-        result, seq = await store.check_in(event_id, ticket_id, judges.judge)
-        return GroupCheckIn(result, seq)
-    known = store._data_version
-
-    def work(db: sqlite3.Connection) -> GroupCheckIn[T, M] | None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            done = _record(db, known, event_id, ticket_id, judges, limit)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT" if done is not None else "ROLLBACK")
-        return done
-
-    async with store._lock:
-        outcome = await store._in_thread(work)
-        if outcome is None:
-            await store.refresh()
-            raise StaleCacheError
-    store.appended.set()
-    store.appends.fire()
-    return outcome
+    return await store.write(lambda w: _record(w, event_id, ticket_id, judges, limit))
 
 
 def _record(
-    db: sqlite3.Connection,
-    known: int,
-    event_id: int,
-    ticket_id: int,
-    judges: GroupJudges[T, M],
-    limit: int,
-) -> GroupCheckIn[T, M] | None:
-    """Inside the transaction: the ticket, then its group; None when the cache is stale."""
-    row = db.execute(_LOOKUP, (event_id, ticket_id)).fetchone()
-    if int(row[0]) != known:
-        return None
-    result, entry = judges.judge(_local_state(event_id, ticket_id, row[1:]))
-    seq = _insert(db, entry)
-    group = _group_of(db, event_id, ticket_id)
+    w: Writing, event_id: int, ticket_id: int, judges: GroupJudges[T, M], limit: int
+) -> GroupCheckIn[T, M]:
+    """Inside the transaction: the ticket, then its group."""
+    result, entry = judges.judge(w.look(event_id, ticket_id))
+    seq = w.append(entry)
+    group = _group_of(w.db, event_id, ticket_id)
     if group is None or not judges.follow(result):
         return GroupCheckIn(result, seq, group)
-    others = [r[0] for r in db.execute(_MEMBERS, (event_id, group, ticket_id, limit + 1))]
+    others = [r[0] for r in w.db.execute(_MEMBERS, (event_id, group, ticket_id, limit + 1))]
     if len(others) > limit:
         return GroupCheckIn(result, seq, group, too_large=True)
     members = []
     for member in others:
-        found = db.execute(_LOOKUP, (event_id, member)).fetchone()
-        local = _local_state(event_id, member, found[1:])
-        judged, member_entry = judges.judge_member(member, local)
-        members.append((member, judged, _insert(db, member_entry)))
+        judged, member_entry = judges.judge_member(member, w.look(event_id, member))
+        members.append((member, judged, w.append(member_entry)))
     return GroupCheckIn(result, seq, group, members)
 
 
 def _group_of(db: sqlite3.Connection, event_id: int, ticket_id: int) -> str | None:
+    if not 0 <= ticket_id <= MAX_TICKET_ID:
+        return None
     found = db.execute(_GROUP_OF, (event_id, ticket_id)).fetchone()
     return found[0] if found is not None else None
 
@@ -133,7 +104,7 @@ def _group_of(db: sqlite3.Connection, event_id: int, ticket_id: int) -> str | No
 async def group_size(store: Store, event_id: int, ticket_id: int, limit: int) -> int:
     """How many tickets the ticket's group has, itself included, counted up to ``limit + 1``
     (more means too large); 0 when it has no group (or is not on the list)."""
-    if not 0 <= ticket_id <= _MAX_ID:
+    if not 0 <= ticket_id <= MAX_TICKET_ID:
         return 0
     rows = list(await store.conn.execute_fetchall(_GROUP_OF, (event_id, ticket_id)))
     if not rows or rows[0][0] is None:
