@@ -11,10 +11,6 @@
 -- One call is one round trip and one short transaction. A seq already stored with another
 -- scan_id raises SQLSTATE 'TS409' with the seq as DETAIL, and nothing of the batch is kept.
 
--- Door operations (migrations/0009_door_ops.sql) added p_ref: the older signature is dropped.
-DROP FUNCTION IF EXISTS tessera_store_push(
-    bigint, float8, bigint[], bytea[], bigint[], text[], text[], text[], text[], float8[], boolean);
-
 CREATE OR REPLACE FUNCTION tessera_store_push(
     p_gate bigint, p_skew float8, p_seq bigint[], p_scan bytea[], p_ticket bigint[],
     p_direction text[], p_outcome text[], p_reason text[], p_via text[], p_scanned float8[],
@@ -198,4 +194,20 @@ BEGIN
         adm_kinds := r.adm_kinds;
     END IF;
 END
+$fn$;
+
+-- The signature before door operations (0009_door_ops.sql added p_ref), kept for a rolling
+-- upgrade: a syncd replica still on the older code calls it between `syncd migrate` and its own
+-- restart, and its pushes are stored as before (an older syncd refuses door rows, so every
+-- p_ref is NULL). It is the same push: one body, above.
+CREATE OR REPLACE FUNCTION tessera_store_push(
+    p_gate bigint, p_skew float8, p_seq bigint[], p_scan bytea[], p_ticket bigint[],
+    p_direction text[], p_outcome text[], p_reason text[], p_via text[], p_scanned float8[],
+    p_feed boolean,
+    OUT acked bigint, OUT stored bigint, OUT conflicts bigint, OUT event_id bigint,
+    OUT adm_seqs bigint[], OUT adm_tickets bigint[], OUT adm_kinds text[]
+) LANGUAGE sql AS $fn$
+    SELECT * FROM tessera_store_push(
+        p_gate, p_skew, p_seq, p_scan, p_ticket, p_direction, p_outcome, p_reason, p_via,
+        p_scanned, array_fill(NULL::bigint, ARRAY[cardinality(p_seq)]), p_feed)
 $fn$;

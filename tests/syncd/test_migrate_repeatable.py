@@ -53,11 +53,14 @@ async def test_a_database_migrated_by_the_old_code_migrates_cleanly(pg_url: str)
         applied, rerun = await migrate_all(conn)
         assert applied == [] and [r.name for r in rerun] == ["checkins/store_push.sql"]
         assert await schema_behind(conn) == [] and await migrate_all(conn) == ([], [])
-        # The script replaced 0005's function (door operations added p_ref): one function
-        # left, no stale overload a caller could still reach, the per-event lock kept.
-        [after] = [r[0] for r in await conn.fetch(_FUNCTIONS)]
-        assert "p_ref" not in before and "p_ref bigint[]" in after
-        assert "hashint8(g.event_id)" in before and "hashint8(g.event_id)" in after
+        # The script replaced 0005's function (door operations added p_ref); the older
+        # signature is now only a call of the new one (a rolling upgrade), no second body.
+        after = sorted(r[0] for r in await conn.fetch(_FUNCTIONS))
+        [body] = [f for f in after if "p_ref bigint[]" in f]
+        [shim] = [f for f in after if f is not body]
+        assert "p_ref" not in before and "p_ref" not in shim and "array_fill" in shim
+        assert "hashint8(g.event_id)" in before and "hashint8(g.event_id)" in body
+        assert "hashint8" not in shim
     finally:
         await conn.close()
 

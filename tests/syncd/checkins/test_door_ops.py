@@ -173,3 +173,50 @@ async def test_malformed_door_rows_are_refused_whole(client: TestClient, org_a: 
         assert status == 422, (bad, body)
     figures = await stats(client, org_a, eid)
     assert figures["annulled"] == 0 and figures["admitted"] == 0
+
+
+_OLD_STORE = """SELECT acked, stored, conflicts, event_id, adm_seqs, adm_tickets, adm_kinds
+FROM tessera_store_push($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+"""The call of a syncd from before door operations (its pusher.py), word for word."""
+
+
+async def test_a_replica_on_the_older_code_still_stores_pushes(
+    client: TestClient, org_a: Org, db_url: str
+) -> None:
+    """A rolling upgrade: once `syncd migrate` has run, a replica not yet restarted calls the
+    11-argument function. Its pushes are stored as the new code stores them (conflicts and
+    the feed included), beside the new replicas' pushes of the same gate."""
+    eid, tickets = await event_with_tickets(client, org_a, n=2)
+    gate = await enrolled_gate(client, org_a, eid, "G")
+    status, _ = await send(client, gate, [gate.checkin(tickets[0])])  # a new replica
+    assert status == 200
+    now = time.time()
+    conn = await asyncpg.connect(db_url)
+    try:
+        old = await conn.fetchrow(
+            _OLD_STORE,
+            gate.gate_id,
+            0.0,
+            [2, 3],
+            [uuid.uuid4().bytes, uuid.uuid4().bytes],
+            [tickets[1], tickets[0]],
+            ["in", "in"],
+            ["admit", "admit"],
+            [None, None],
+            ["scanner", "scanner"],
+            [now, now + 1],
+            True,
+        )
+        stored = await conn.fetch(
+            "SELECT seq, ticket_id, conflict FROM checkins WHERE gate_id = $1 ORDER BY seq",
+            gate.gate_id,
+        )
+    finally:
+        await conn.close()
+    assert old is not None and (old["acked"], old["stored"], old["conflicts"]) == (3, 2, 1)
+    assert [tuple(r) for r in stored] == [
+        (1, tickets[0], False),
+        (2, tickets[1], False),
+        (3, tickets[0], True),  # already inside since seq 1: the new body's rules apply
+    ]
+    assert (await stats(client, org_a, eid))["admitted"] == 3
