@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from shared.bundle import MAX_GROUP_CHARS
 from syncd import signing
 from syncd.api.common import load_event, pool
 from syncd.api.queries import Conn
@@ -47,6 +48,7 @@ async def load_ticket(conn: Conn, request: web.Request, *, lock: bool = False) -
     query=(
         Param("external_ref", {"type": "string"}, "only this external reference"),
         Param("status", STATUS, "only tickets with this status"),
+        Param("group", {"type": "string", "minLength": 1, "maxLength": 64}, "only this group"),
         Param("after", {"type": "integer", "minimum": 0}, "ticket_id to continue after"),
         Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
     ),
@@ -59,7 +61,12 @@ async def list_tickets(request: web.Request) -> web.Response:
     if status is not None and status not in STATUS["enum"]:
         raise ApiError(400, "bad_query", "status must be valid, revoked or blocked")
     external_ref = query_text(request, "external_ref")
-    rows = await q.ticket_page(pool(request), event["event_id"], after, external_ref, status, limit)
+    group = query_text(request, "group", MAX_GROUP_CHARS)
+    if group == "":
+        raise ApiError(400, "bad_query", "group must name a group")
+    rows = await q.ticket_page(
+        pool(request), event["event_id"], after, external_ref, status, limit, group
+    )
     tickets = [ticket_json(r) for r in rows]
     more = len(rows) == limit
     return json_response(

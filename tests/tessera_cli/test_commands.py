@@ -6,31 +6,15 @@ import io
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from aiohttp.test_utils import TestServer
-from click.testing import Result
-
 from shared.bundle import BundleReader
 from shared.ticket import public_key_from_b64, verify_ticket
-from syncd.__main__ import cli as syncd_cli
-from syncd.app import create_app
 from syncd.settings import SyncdSettings
 from tessera_cli.__main__ import cli as tessera_cli
-from tests.support.cli import run
-from tests.syncd.conftest import MASTER_KEY
+from tests.support.cli import run, tessera_client
 
 
 async def test_tessera_end_to_end(settings: SyncdSettings, db_url: str, tmp_path: Path) -> None:
-    env = {"SYNCD_DATABASE_URL": db_url, "SYNCD_MASTER_KEY": MASTER_KEY}
-    await run(syncd_cli, ["create-org", "Acme"], env)
-    token = (await run(syncd_cli, ["create-token", "--org", "Acme"], env)).stdout.strip()
-    async with TestServer(create_app(settings)) as server:
-        cli_env = {"TESSERA_CLI_URL": str(server.make_url("/")), "TESSERA_CLI_TOKEN": token}
-
-        async def tessera(*args: str, ok: bool = True) -> Result:
-            result = await run(tessera_cli, list(args), cli_env)
-            assert (result.exit_code == 0) == ok, (args, result.output)
-            return result
-
+    async with tessera_client(settings, db_url) as tessera:
         out = (
             await tessera(
                 "events",
@@ -46,7 +30,7 @@ async def test_tessera_end_to_end(settings: SyncdSettings, db_url: str, tmp_path
         ).stdout
         assert '"event_id": 1' in out
         lst = tmp_path / "list.csv"
-        lst.write_text("external_ref,holder_name,zones\nE1,Eve,VIP\nE2,Dan,\n")
+        lst.write_text("external_ref,holder_name,zones,group\nE1,Eve,VIP,\nE2,Dan,,FAM\n")
         result = await tessera("push", "1", str(lst), "--dry-run")
         assert '"added": 2' in result.stdout and "upload" in result.stderr
         await tessera("push", "1", str(lst))
@@ -56,6 +40,8 @@ async def test_tessera_end_to_end(settings: SyncdSettings, db_url: str, tmp_path
         assert "invalid_list" in result.stderr and "row 1, zones: unknown zone" in result.stderr
         rows = (await tessera("tickets", "list", "1")).stdout.splitlines()
         assert len(rows) == 2 and rows[0].split("\t")[1:] == ["E1", "valid", "Eve"]
+        family = (await tessera("tickets", "list", "1", "--group", "FAM")).stdout.splitlines()
+        assert [r.split("\t")[1] for r in family] == ["E2"]
         tid = rows[0].split("\t")[0]
         assert "blocked" in (await tessera("tickets", "block", "1", tid)).stdout
         assert "valid" in (await tessera("tickets", "unblock", "1", tid)).stdout
@@ -81,13 +67,13 @@ async def test_tessera_end_to_end(settings: SyncdSettings, db_url: str, tmp_path
         assert verify_ticket((await tessera("tickets", "qr", "1", tid)).stdout.strip(), ring)
         assert text.startswith("T1:")
         new = (await tessera("tokens", "create", "ro", "--role", "viewer")).stdout.strip()
-        assert new.startswith("tsr_") and new != token
+        assert new.startswith("tsr_") and new != tessera.token
         assert "admin" in (await tessera("tokens", "list")).stdout
         assert '"role": "admin"' in (await tessera("whoami")).stdout
         result = await tessera("events", "show", "99", ok=False)
         assert "404" in result.stderr
-    cli_env["TESSERA_CLI_URL"] = "http://127.0.0.1:1"
-    result = await run(tessera_cli, ["events", "list"], cli_env)
+    unreachable = {**tessera.env, "TESSERA_CLI_URL": "http://127.0.0.1:1"}
+    result = await run(tessera_cli, ["events", "list"], unreachable)
     assert result.exit_code == 1 and "cannot reach syncd" in result.stderr
     result = await run(tessera_cli, ["events", "list"], {})
     assert result.exit_code == 1 and "TESSERA_CLI_TOKEN" in result.stderr
@@ -97,17 +83,7 @@ async def test_rotating_event_and_wallet_link_from_the_cli(
     settings: SyncdSettings, db_url: str
 ) -> None:
     """The organiser's steps of issue 17: a rotating event, a wallet link, the claims shown."""
-    env = {"SYNCD_DATABASE_URL": db_url, "SYNCD_MASTER_KEY": MASTER_KEY}
-    await run(syncd_cli, ["create-org", "Acme"], env)
-    token = (await run(syncd_cli, ["create-token", "--org", "Acme"], env)).stdout.strip()
-    async with TestServer(create_app(settings)) as server:
-        cli_env = {"TESSERA_CLI_URL": str(server.make_url("/")), "TESSERA_CLI_TOKEN": token}
-
-        async def tessera(*args: str, ok: bool = True) -> Result:
-            result = await run(tessera_cli, list(args), cli_env)
-            assert (result.exit_code == 0) == ok, (args, result.output)
-            return result
-
+    async with tessera_client(settings, db_url) as tessera:
         out = (await tessera("events", "create", "Gala", "--rotating")).stdout
         assert '"rotating": true' in out and '"rotation_period": 10' in out
         await tessera("events", "create", "Bad", "--rotation-period", "1", ok=False)
@@ -121,7 +97,7 @@ async def test_rotating_event_and_wallet_link_from_the_cli(
             await tessera("push", "1", str(lst))
         ticket_id = (await tessera("tickets", "list", "1")).stdout.split("\t")[0]
         url = (await tessera("tickets", "wallet-link", "1", ticket_id)).stdout.strip()
-        assert url.startswith(str(server.make_url("/wallet/#claim=tsw_")))
+        assert url.startswith(str(tessera.server.make_url("/wallet/#claim=tsw_")))
         shown = (await tessera("tickets", "show", "1", ticket_id)).stdout
         assert '"claims": 0' in shown and '"holder_bound": false' in shown
         await tessera("tickets", "wallet-link", "1", "999999", ok=False)

@@ -29,20 +29,30 @@ async def event_ticket(conn: Conn, ticket_id: int, event_id: int) -> asyncpg.Rec
     )
 
 
+_PAGE = f"""SELECT {TICKET_COLUMNS} FROM tickets WHERE event_id = $1 AND ticket_id > $2
+AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)
+ORDER BY ticket_id LIMIT $5"""
+# The partial index tickets_group (migration 0015) holds grouped tickets only: the plan must see
+# group_ref <> '' spelt out to use it whatever the parameter is.
+GROUP_PAGE = f"""SELECT {TICKET_COLUMNS} FROM tickets
+WHERE event_id = $1 AND group_ref <> '' AND group_ref = $6 AND ticket_id > $2
+AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)
+ORDER BY ticket_id LIMIT $5"""
+
+
 async def ticket_page(
-    conn: Conn, event_id: int, after: int, external_ref: str | None, status: str | None, limit: int
+    conn: Conn,
+    event_id: int,
+    after: int,
+    external_ref: str | None,
+    status: str | None,
+    limit: int,
+    group: str | None = None,
 ) -> list[asyncpg.Record]:
     """Reads a keyset page of the event's tickets after ``after``, optionally filtered."""
-    return await conn.fetch(
-        f"SELECT {TICKET_COLUMNS} FROM tickets WHERE event_id = $1 AND ticket_id > $2"
-        " AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)"
-        " ORDER BY ticket_id LIMIT $5",
-        event_id,
-        after,
-        external_ref,
-        status,
-        limit,
-    )
+    if group is None:
+        return await conn.fetch(_PAGE, event_id, after, external_ref, status, limit)
+    return await conn.fetch(GROUP_PAGE, event_id, after, external_ref, status, limit, group)
 
 
 async def set_ticket_state(

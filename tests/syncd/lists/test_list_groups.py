@@ -13,12 +13,14 @@ import io
 import json
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from shared.bundle import BundleReader, BundleTicket
 from shared.protocol import ChangesPage
 from shared.ticket import public_key_from_b64
+from syncd.api.queries.tickets import GROUP_PAGE
 from syncd.lists.parse import Limits, check_list
 from syncd.lists.rows import GROUP_PROBLEM, Problem, RowChecker
 from tests.syncd.conftest import Org, create_event, push
@@ -133,6 +135,49 @@ async def test_push_feed_and_regrouping(client: TestClient, org_a: Org, db_url: 
         ("ticket.updated", "FAM"),
     ]
     assert [k for _, k, _ in await feed(db_url, eid)][-2:] == ["ticket.updated"] * 2
+
+
+async def test_tickets_of_one_group(
+    client: TestClient, org_a: Org, org_b: Org, db_url: str
+) -> None:
+    """``GET .../tickets?group=`` (``tessera tickets list --group``): that group's tickets of
+    this event only, in pages, through the partial index; a bad name is a 400."""
+    eid = (await create_event(client, org_a))["event_id"]
+    rows = "".join(f"F{i},Member {i},Müller family\n" for i in range(5)) + "S1,Cy,\nO1,Di,ORD\n"
+    assert (await push(client, org_a, eid, HEADER + rows))[0] == 200
+    other = (await create_event(client, org_b))["event_id"]
+    assert (await push(client, org_b, other, HEADER + "X1,Eve,Müller family\n"))[0] == 200
+
+    async def page(**params: str) -> tuple[int, dict]:
+        resp = await client.get(
+            f"/api/v1/events/{eid}/tickets", headers=org_a.h("viewer"), params=params
+        )
+        return resp.status, await resp.json()
+
+    status, body = await page(group="Müller family", limit="3")
+    assert status == 200 and [t["external_ref"] for t in body["tickets"]] == ["F0", "F1", "F2"]
+    status, rest = await page(group="Müller family", after=str(body["next_after"]))
+    assert [t["external_ref"] for t in rest["tickets"]] == ["F3", "F4"]  # not X1 (org B)
+    assert rest["next_after"] is None
+    assert [t["external_ref"] for t in (await page(group="ORD"))[1]["tickets"]] == ["O1"]
+    assert (await page(group="müller family"))[1]["tickets"] == []  # names are exact
+    for bad in ("", "z" * 65, "a\x00b"):
+        status, body = await page(group=bad)
+        assert (status, body["error"]) == (400, "bad_query"), bad
+    resp = await client.get(
+        f"/api/v1/events/{eid}/tickets", headers=org_b.h("viewer"), params={"group": "ORD"}
+    )
+    assert resp.status == 404  # another organisation's event is not there at all
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("SET enable_seqscan = off")  # a 7-row table: ask what could be used
+        plan = "\n".join(
+            r[0] for r in await conn.fetch("EXPLAIN " + GROUP_PAGE, eid, 0, None, None, 100, "ORD")
+        )
+    finally:
+        await conn.close()
+    assert "tickets_group" in plan, plan
 
 
 async def test_a_bad_group_refuses_the_push_whole(client: TestClient, org_a: Org) -> None:
