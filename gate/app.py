@@ -102,7 +102,10 @@ def gate_for(
     sources = [devices[spec] if spec in devices else _source(spec, settings) for spec in specs]
     if any(isinstance(s, KioskInput) for s in sources) and not settings.display.enabled:
         raise ConfigError("--source kiosk needs the kiosk page: set GATE_DISPLAY_ENABLED=true")
-    sinks: list[Feedback] = [JsonLinesFeedback(), CommandHooks(settings.hooks)]
+    sinks: list[Feedback] = [
+        JsonLinesFeedback(holders=settings.print_holders),
+        CommandHooks(settings.hooks),
+    ]
     return GateApp(settings, sources, sinks, kiosk_page=settings.display.enabled)
 
 

@@ -132,6 +132,11 @@ class GateSettings(BaseSettings):
         description="most tickets a group may have to be admitted from one scan; a larger"
         " group's tickets are scanned one by one",
     )
+    print_holders: bool = Field(
+        default=True,
+        description="print holder names in the decision lines on stdout; the systemd unit sets"
+        " false: there stdout is the system journal, which a wipe on revoke cannot reach",
+    )
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="folder for the gate database"
     )

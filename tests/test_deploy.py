@@ -227,6 +227,7 @@ def test_gate_unit_has_the_key_directives() -> None:
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ExecStart=/opt/tessera/venv/bin/gate run --source camera",
+        "Environment=GATE_PRINT_HOLDERS=false",  # stdout is the system journal
     ):
         assert f"\n{directive}" in text, f"tessera-gate.service lacks {directive}"
     assert "PrivateDevices=yes" not in text  # it would hide /dev/video*

@@ -278,3 +278,36 @@ async def test_the_admit_hook_hears_how_many_went_in(store: Store, tmp_path: Pat
     await gate.process(code(8, 88))
     await hooks.drain()
     assert out.read_text() == "3\n1\n"
+
+
+@pytest.mark.parametrize("printed", [True, False], ids=["names", "no-names"])
+async def test_the_daemon_prints_holder_names_only_when_allowed(
+    store: Store, printed: bool
+) -> None:
+    """`gate run`'s decision lines on stdout: the systemd unit sets GATE_PRINT_HOLDERS=false,
+    as stdout is the system journal there (a wipe on revoke cannot reach it). Then no name of
+    the scanned ticket or of its group's members is printed; the decision is all there."""
+    environ = {**os.environ, "GATE_DATA_DIR": str(store.path.parent), "GATE_NAME": "Gate B"}
+    environ |= {"GATE_ZONES": "Main", "GATE_GROUP_ADMIT": "true", "GATE_DISPLAY_ENABLED": "false"}
+    environ |= {"GATE_PRINT_HOLDERS": str(printed).lower(), "GATE_DEBOUNCE_SECONDS": "0"}
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "gate", "run", "--source", "stdin"],
+        input=code(1, 11) + "\n",
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    [line] = run.stdout.splitlines()
+    decision = json.loads(line)
+    members = decision["group"]["members"]
+    assert decision["decision"] == "admit" and decision["ticket_id"] == 1
+    assert [m["ticket_id"] for m in members] == [2, 3, 4, 5, 6]
+    names = [decision["holder"], *(m["holder"] for m in members)]
+    if printed:
+        assert names == ["Ada", "Bo", "Cy", "Di", "Ed", "Flo"]
+    else:
+        assert names == [None] * 6
+        assert not any(n in line for n in ("Ada", "Bo", "Cy", "Di", "Ed", "Flo"))
