@@ -272,21 +272,29 @@ def admit(ticket_id: int, event_id: int | None, direction: str | None, group: bo
 
 @cli.command()
 @click.argument("seq", type=click.IntRange(1, 2**63 - 1), required=False)
-@click.option("--last", is_flag=True, help="The latest admission of this gate.")
+@click.option(
+    "--last", is_flag=True, help="The latest scan of this gate (a group scan: all its members)."
+)
+@click.option(
+    "--group", "whole_scan", is_flag=True, help="With SEQ: every admission of its group scan."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def annul(seq: int | None, last: bool, as_json: bool) -> None:
+def annul(seq: int | None, last: bool, whole_scan: bool, as_json: bool) -> None:
     """Undo admission SEQ (its number in the journal, as `gate status` and the JSON decision
-    show it), or the latest with --last: the wrong person went through, or the turnstile did
-    not turn. The ticket goes back to where it was (outside after an entry) at this gate, at
+    show it), or the latest scan's with --last: the wrong person went through, or the turnstile
+    did not turn. The ticket goes back to where it was (outside after an entry) at this gate, at
     syncd and at every gate of the event. Refused (exit 1) once the admission is older than
     GATE_ANNUL_WINDOW, already annulled, or the ticket has moved on since.
+
+    After a group scan, --last (and SEQ --group) undo every member it admitted, each with its
+    own journal row; a member that has moved on since stays as it is (the message counts it).
     """
     from gate.door.annul import AnnulRefused
 
     if (seq is None) == (not last):
         raise click.UsageError("give the admission's SEQ or --last (one of them)")
     try:
-        done = _run(commands.annul(_settings(), seq))
+        done = _run(commands.annul(_settings(), seq, whole_scan or last))
     except AnnulRefused as exc:
         if as_json:
             click.echo(json.dumps({"annulled": False, "error": str(exc)}))

@@ -260,11 +260,12 @@ async def admit(
         await store.close()
 
 
-async def annul(settings: GateSettings, seq: int | None) -> Annulment:
-    """Undo admission ``seq`` (None: the latest); ``AnnulRefused`` says why not."""
+async def annul(settings: GateSettings, seq: int | None, whole_scan: bool) -> Annulment:
+    """Undo admission ``seq`` (None: the latest), ``whole_scan``: with the rest of its group
+    scan; ``AnnulRefused`` says why not."""
     store = await Store.open(settings.db_path)
     try:
-        return await Pipeline(store, settings).annul(seq, via="cli")
+        return await Pipeline(store, settings).annul(seq, via="cli", whole_scan=whole_scan)
     finally:
         await store.close()
 

@@ -173,8 +173,12 @@ class Pipeline:
         except StaleCacheError:
             return await self._check_in(None, ticket_id, event_id, ctx, group)
 
-    async def annul(self, seq: int | None = None, *, via: str = "staff") -> Annulment:
+    async def annul(
+        self, seq: int | None = None, *, via: str = "staff", whole_scan: bool | None = None
+    ) -> Annulment:
         """Undo admission ``seq`` (None: this gate's latest), within ``GATE_ANNUL_WINDOW``.
+        ``whole_scan``: with the rest of its group scan (None: only for the latest, so "Annul
+        last" undoes the whole group the kiosk just showed).
 
         Raises ``AnnulRefused`` saying why nothing was written (see ``gate.door.annul``)."""
         return await annul(
@@ -184,6 +188,7 @@ class Pipeline:
             now=self._clock(),
             window=self.settings.annul_window,
             via=via,
+            whole_scan=seq is None if whole_scan is None else whole_scan,
         )
 
     def _context(self, via: str, direction: Direction | None) -> Context:

@@ -7,6 +7,12 @@ the journal's trigger puts the ticket's entry state back (outside again after an
 again after an exit), sync pushes the row like any scan, and syncd marks the admission
 annulled and passes the annulment on to every gate through the feed.
 
+A group scan (gate.checkin.group) journals the scanned ticket and then each other member of
+its group (via "group"), one transaction, consecutive seqs. ``whole_scan`` annuls every
+admission of the scan an admission belongs to, each with its own row, in one transaction:
+staff's "Annul last" undoes what the kiosk just showed, the whole group. A member that can no
+longer be annulled (it moved on since) is left as it is and counted in ``skipped``.
+
 What may be annulled, checked in the same write transaction as the row (so `gate annul` in a
 terminal and the kiosk button cannot both annul one admission, and the check sees what the
 running gate just wrote):
@@ -21,7 +27,7 @@ running gate just wrote):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gate.store.db import Store, Writing
@@ -43,6 +49,16 @@ _STATE = (
 )
 
 
+# The scan an admission belongs to: its head (the last row at or before it not written for a
+# group), then the group rows right after the head, up to the next row of another scan.
+_HEAD = "SELECT max(seq) FROM journal WHERE seq <= ? AND via != 'group'"
+_SCAN = """SELECT seq FROM journal
+WHERE seq >= ?1 AND decision = 'admit' AND ticket_id IS NOT NULL
+  AND (seq = ?1 OR via = 'group')
+  AND seq < coalesce((SELECT min(seq) FROM journal WHERE seq > ?1 AND via != 'group'), 1 << 62)
+ORDER BY seq"""
+
+
 class AnnulRefused(Exception):
     """The admission cannot be annulled; the message says why, for door staff."""
 
@@ -59,10 +75,23 @@ class Annulment:
     holder: str | None
     reason: str
     at: float
+    members: tuple[Annulment, ...] = ()
+    """The other admissions of the same group scan annulled with this one (``whole_scan``)."""
+    skipped: int = 0
+    """Admissions of that scan that could not be annulled (moved on since, annulled before)."""
 
     @property
     def message(self) -> str:
         who = f"Ticket {self.ticket_id}" + (f" ({self.holder})" if self.holder else "")
+        if self.members:
+            count = 1 + len(self.members)
+            where = "outside" if self.direction == "in" else "inside"
+            kind = "Entry" if self.direction == "in" else "Exit"
+            text = f"Group {kind.lower()} annulled: {count} tickets are {where} again ({who}"
+            text += f" and {count - 1} more)"
+            if self.skipped:
+                text += f"; {self.skipped} had moved on and stay as they are"
+            return text
         if self.direction == "in":
             return f"Entry annulled: {who} is outside again"
         return f"Exit annulled: {who} is inside again"
@@ -80,6 +109,11 @@ class Annulment:
             "reason": self.reason,
             "at": self.at,
             "message": self.message,
+            "members": [
+                {"seq": m.seq, "ref_seq": m.ref_seq, "ticket_id": m.ticket_id, "holder": m.holder}
+                for m in self.members
+            ],
+            "skipped": self.skipped,
         }
 
 
@@ -92,8 +126,10 @@ async def annul(
     window: float,
     reason: str = "staff",
     via: str = "staff",
+    whole_scan: bool = False,
 ) -> Annulment:
     """Annul admission ``seq`` (None: this gate's latest admission); durable on return.
+    ``whole_scan``: every admission of the (group) scan it belongs to, see above.
 
     Raises ``AnnulRefused`` naming why nothing was written."""
     if reason not in ANNUL_REASONS:
@@ -101,14 +137,47 @@ async def annul(
     if store.revoked_at is not None:  # its journal stays as it was (gate.store.wipe)
         raise AnnulRefused("Gate revoked: nothing changes until it is enrolled again")
 
-    return await store.write(
-        lambda w: _annul(w, seq, gate=gate, now=now, window=window, reason=reason, via=via)
-    )
+    def work(w: Writing) -> Annulment:
+        target = _last_admission(w) if seq is None else seq
+        seqs = _scan_of(w, target) if whole_scan else [target]
+        if target not in seqs:  # not an admission: refused below, with the reason
+            seqs = [target]
+        done: list[Annulment] = []
+        refusals: dict[int, AnnulRefused] = {}
+        for one in seqs:
+            try:
+                done.append(
+                    _annul(w, one, gate=gate, now=now, window=window, reason=reason, via=via)
+                )
+            except AnnulRefused as exc:
+                refusals[one] = exc
+        if not done:
+            raise refusals[target]
+        first, *rest = done
+        return replace(first, members=tuple(rest), skipped=len(refusals))
+
+    return await store.write(work)
+
+
+def _last_admission(w: Writing) -> int:
+    seq = w.db.execute(_LAST_ADMISSION).fetchone()[0]
+    if seq is None:
+        raise AnnulRefused("Nothing to annul: this gate has admitted no one yet")
+    return int(seq)
+
+
+def _scan_of(w: Writing, seq: int) -> list[int]:
+    """The admissions of the scan ``seq`` belongs to, in order (``seq`` alone if not a group
+    scan's; empty if it names no row)."""
+    head = w.db.execute(_HEAD, (seq,)).fetchone()[0]
+    if head is None:
+        return []
+    return [row[0] for row in w.db.execute(_SCAN, (head,))]
 
 
 def _annul(
     w: Writing,
-    seq: int | None,
+    seq: int,
     *,
     gate: str,
     now: float,
@@ -117,10 +186,6 @@ def _annul(
     via: str,
 ) -> Annulment:
     db = w.db
-    if seq is None:
-        seq = db.execute(_LAST_ADMISSION).fetchone()[0]
-        if seq is None:
-            raise AnnulRefused("Nothing to annul: this gate has admitted no one yet")
     row = db.execute(_ADMISSION, (seq,)).fetchone()
     if row is None:
         raise AnnulRefused(f"No scan {seq} in this gate's journal")

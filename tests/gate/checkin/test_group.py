@@ -16,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.checkin.pipeline import Pipeline
+from gate.door.annul import AnnulRefused
 from gate.feedback.hooks import CommandHooks, HookSettings
 from gate.settings import GateSettings
 from gate.store.db import Store
@@ -311,3 +313,86 @@ async def test_the_daemon_prints_holder_names_only_when_allowed(
     else:
         assert names == [None] * 6
         assert not any(n in line for n in ("Ada", "Bo", "Cy", "Di", "Ed", "Flo"))
+
+
+async def test_annul_last_after_a_group_scan_undoes_the_whole_group(store: Store) -> None:
+    """ "Annul last" (kiosk, `gate annul --last`) undoes what the kiosk just showed: every
+    admission of the group scan, each with an annul row of its own, in one transaction. The
+    members it denied, and ticket 3 (inside before the scan), stay as they were."""
+    clock = Clock()
+    gate = pipeline(store, clock, zones=["Main"], group_admit=True)
+    scanned = await gate.process(code(1, 11))
+    assert scanned.group is not None and scanned.group.admitted == 3
+    admitted = [
+        scanned.seq,
+        *(m.decision.seq for m in scanned.group.members if m.decision.admitted),
+    ]
+    assert await _inside(store) == {1, 2, 3, 6}
+    clock.now += 30
+    done = await gate.annul()
+    assert [done.ref_seq, *(m.ref_seq for m in done.members)] == admitted
+    assert done.message == (
+        "Group entry annulled: 3 tickets are outside again (Ticket 1 (Ada) and 2 more)"
+    )
+    assert done.to_json()["members"] == [
+        {"seq": done.seq + 1, "ref_seq": admitted[1], "ticket_id": 2, "holder": "Bo"},
+        {"seq": done.seq + 2, "ref_seq": admitted[2], "ticket_id": 6, "holder": "Flo"},
+    ]
+    rows = (await _journal(store))[-3:]
+    assert [(t, d, v) for _, t, d, _, v, _ in rows] == [(1, "annul", "staff")] + [
+        (t, "annul", "staff") for t in (2, 6)
+    ]
+    assert await _inside(store) == {3}
+    # Each member's annulment is pushed as a row of its own with its admission's seq.
+    batch = await unsynced_batch(store, 100)
+    assert [(r.ticket_id, r.ref_seq) for r in batch if r.outcome == "annul"] == [
+        (1, admitted[0]),
+        (2, admitted[1]),
+        (6, admitted[2]),
+    ]
+    with pytest.raises(AnnulRefused, match="already annulled"):
+        await gate.annul()  # the same scan again: nothing left to undo
+
+
+async def test_a_group_member_that_moved_on_stays_and_one_seq_annuls_one(store: Store) -> None:
+    clock = Clock()
+    gate = pipeline(store, clock, zones=["Main"], group_admit=True)
+    scanned = await gate.process(code(1, 11))
+    assert scanned.group is not None
+    bo, flo = (m.decision.seq for m in scanned.group.members if m.decision.admitted)
+    clock.now += 10
+    exit_ = pipeline(store, clock, zones=["Main"], mode="exit")
+    assert (await exit_.process(code(6, 66))).admitted  # Flo left: her entry is history now
+    clock.now += 10
+    single = await gate.annul(bo)  # a SEQ alone is that admission alone
+    assert (single.ref_seq, single.members, single.skipped) == (bo, (), 0)
+    assert await _inside(store) == {1, 3}
+    rest = await gate.annul(scanned.seq, whole_scan=True)  # SEQ --group: the rest of it
+    assert (rest.ref_seq, rest.members, rest.skipped) == (scanned.seq, (), 2)  # Bo, Flo
+    assert rest.message == "Entry annulled: Ticket 1 (Ada) is outside again"
+    assert await _inside(store) == {3}
+    journal = await _journal(store)
+    assert [r[1] for r in journal if r[2] == "annul"] == [2, 1]  # nothing written for Flo
+    assert flo not in [r[0] for r in journal if r[2] == "annul"]
+
+
+async def test_gate_annul_group_on_the_command_line(store: Store) -> None:
+    """`gate annul SEQ` (a member: that one), then `gate annul SEQ --group` (the rest of the
+    scan), `--last` after a later single scan (that scan only), in subprocesses."""
+    now = Clock(time.time())  # the commands judge the annul window by the real clock
+    gate_ = pipeline(store, now, zones=["Main"], group_admit=True)
+    scanned = await gate_.process(code(1, 11))
+    assert scanned.group is not None
+    bo = scanned.group.members[0].decision.seq
+    assert (await pipeline(store, now, zones=["Main"]).process(code(8, 88))).admitted  # alone
+    one = await asyncio.to_thread(gate, store.path.parent, "annul", str(bo), "--json")
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["members"] == [] and json.loads(one.stdout)["ticket_id"] == 2
+    last = await asyncio.to_thread(gate, store.path.parent, "annul", "--last")
+    assert last.stdout.strip() == "Entry annulled: Ticket 8 (Hal) is outside again", last.stderr
+    rest = await asyncio.to_thread(gate, store.path.parent, "annul", str(bo), "--group", "--json")
+    assert rest.returncode == 0, rest.stderr
+    data = json.loads(rest.stdout)
+    assert (data["ticket_id"], [m["ticket_id"] for m in data["members"]]) == (1, [6])
+    assert data["skipped"] == 1  # Bo: annulled before
+    assert await _inside(store) == {3}

@@ -72,6 +72,25 @@ async def test_staff_admit_one_or_the_group(tmp_path: Path, browser: Browser) ->
             "SELECT ticket_id FROM entry_state WHERE inside = 1 ORDER BY ticket_id"
         )
         assert [r[0] for r in inside] == [1002, 1004, 1005]
+        # "Annul last" undoes the latest scan: Guest 1002 alone; after a group scan, one tap
+        # undoes the whole group the page just showed.
+        await page.locator("#annul").click()
+        await expect(page.locator("#verdict")).to_have_text("ANNULLED")
+        await expect(page.locator("#message")).to_have_text(
+            "Entry annulled: Ticket 1002 (Guest 1002) is outside again"
+        )
+        await page.fill("#q", "Hohenzollern")
+        await page.press("#q", "Enter")
+        await page.locator("#results li button", has_text="Admit group of 3").click()
+        await expect(page.locator("#group")).to_have_text("Group of 3: 3 admitted")
+        await page.locator("#annul").click()
+        await expect(page.locator("#message")).to_have_text(
+            f"Group entry annulled: 3 tickets are outside again (Ticket 1001 ({LONG}) and 2 more)"
+        )
+        inside = await k.gate.store.conn.execute_fetchall(
+            "SELECT ticket_id FROM entry_state WHERE inside = 1 ORDER BY ticket_id"
+        )
+        assert [r[0] for r in inside] == [1004, 1005]
     finally:
         await close_kiosk(k)
 
