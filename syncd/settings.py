@@ -115,6 +115,14 @@ class SyncdSettings(BaseSettings):
         description="On shutdown, the relay waits this long for the rounds in flight to be"
         " confirmed, so the next leader does not publish them again.",
     )
+    relay_failover_seconds: int = Field(
+        default=10,
+        ge=5,
+        le=600,
+        description="When the leading relay's host vanishes (power, network), Postgres ends its"
+        " session after this many seconds of silence (TCP keepalives, tcp_user_timeout) and"
+        " another replica takes the relay over.",
+    )
     checkout_interval: float = Field(
         default=60.0,
         ge=1,

@@ -57,18 +57,28 @@ log = logging.getLogger("syncd.outbox")
 LEADER_LOCK = 0x7E55E2B  # session advisory lock of the relaying replica (migrate's is 0x7E55E2A)
 _TRY_LEAD = "SELECT pg_try_advisory_lock($1)"
 _VACUUM = "VACUUM (SKIP_LOCKED) outbox"
-_SESSION = {
-    "application_name": "syncd-relay",
-    "synchronous_commit": "off",
-    # A leader whose host vanished must not hold the lock for the kernel's two hours: keepalives
-    # end an idle session after 10 s + 3 x 5 s; while Postgres has data unacknowledged on it (a
-    # NOTIFY to the dead listener) keepalives pause and retransmissions would go on for about
-    # 15 minutes, so tcp_user_timeout ends the session after 25 s of that too.
-    "tcp_keepalives_idle": "10",
-    "tcp_keepalives_interval": "5",
-    "tcp_keepalives_count": "3",
-    "tcp_user_timeout": "25000",
-}
+_SESSION = {"application_name": "syncd-relay", "synchronous_commit": "off"}
+
+
+def session_settings(failover: int) -> dict[str, str]:
+    """The leader's Postgres session settings for ``SYNCD_RELAY_FAILOVER_SECONDS``.
+
+    A leader whose host vanished must not hold the lock for the kernel's two hours: keepalives
+    end an idle session after ``idle + 3 x interval`` = ``failover`` seconds; while Postgres has
+    data unacknowledged on it (a NOTIFY to the dead listener) keepalives pause and
+    retransmissions would go on for about 15 minutes, so ``tcp_user_timeout`` ends the session
+    after ``failover`` seconds of that too. A live host answers keepalives from its kernel, so
+    a leader busy or idle for long keeps its lock; only a silent network for that long ends it.
+    """
+    interval = max(1, round(failover / 5))
+    idle = max(1, round(failover - 3 * interval))
+    return {
+        **_SESSION,
+        "tcp_keepalives_idle": str(idle),
+        "tcp_keepalives_interval": str(interval),
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": str(failover * 1000),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,7 @@ class RelayConfig:
     depth: int = 3
     vacuum_rows: int = 20_000
     drain_seconds: float = 5.0
+    failover_seconds: int = 10
 
     @classmethod
     def from_settings(cls, s: SyncdSettings) -> RelayConfig:
@@ -91,6 +102,7 @@ class RelayConfig:
             depth=s.relay_depth,
             vacuum_rows=s.relay_vacuum_rows,
             drain_seconds=s.relay_drain_seconds,
+            failover_seconds=s.relay_failover_seconds,
         )
 
 
@@ -172,7 +184,8 @@ class Relay:
             await asyncio.sleep(random.uniform(0.5, min(5.0, 0.5 * 2**attempt)))
 
     async def _contend(self, channel: aiormq.Channel) -> None:
-        db = await asyncpg.connect(self.config.database_url, timeout=5, server_settings=_SESSION)
+        session = session_settings(self.config.failover_seconds)
+        db = await asyncpg.connect(self.config.database_url, timeout=5, server_settings=session)
         try:
             while not channel.is_closed:
                 if await db.fetchval(_TRY_LEAD, LEADER_LOCK, timeout=_QUERY_TIMEOUT):

@@ -24,7 +24,7 @@ from syncd.outbox.frames import ConfirmReader, Outgoing, publish_batch
 from syncd.outbox.frames import MessageFrames as Frames
 from syncd.outbox.frames import PublishRefusedError as PublishRefused
 from syncd.outbox.metrics import RelayMetrics
-from syncd.outbox.relay import Relay, RelayConfig
+from syncd.outbox.relay import Relay, RelayConfig, session_settings
 from syncd.outbox.topology import declare_topology
 from tessera_dev.netproxy import TcpProxy
 from tests.conftest import AMQP_URL, Rabbit
@@ -311,3 +311,23 @@ async def test_a_stopping_leader_drains_what_it_has_in_flight(bench: Bench) -> N
     delivered = await bench.drain()
     assert len(delivered) == len(set(delivered)) == relay.published
     assert not left & set(delivered) and left | set(delivered) == rows
+
+
+@pytest.mark.parametrize("failover", [5, 7, 10, 11, 13, 25, 600])
+async def test_the_leaders_session_gives_up_on_a_vanished_host_in_time(
+    bench: Bench, failover: int
+) -> None:
+    """SYNCD_RELAY_FAILOVER_SECONDS: Postgres takes the leader's session settings as they are
+    (over TCP, where keepalives apply) and ends a silent session within that many seconds:
+    keepalives for an idle one, tcp_user_timeout for one with data unacknowledged. The
+    deploy check measures the takeover after a real `podman kill`."""
+    wanted = session_settings(failover)
+    conn = await asyncpg.connect(bench.db_url, server_settings=wanted)
+    try:
+        shown = {name: await conn.fetchval(f"SHOW {name}") for name in wanted}
+    finally:
+        await conn.close()
+    assert shown == wanted
+    idle, interval = int(shown["tcp_keepalives_idle"]), int(shown["tcp_keepalives_interval"])
+    silent = idle + int(shown["tcp_keepalives_count"]) * interval
+    assert silent == failover and int(shown["tcp_user_timeout"]) == failover * 1000
