@@ -32,14 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import functools
 import math
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,27 +44,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 
-from shared.protocol import CHANGES_PATH, ENROLL_PATH, PUSH_PATH
-from tessera_dev.bench.fleet import (
-    CLK_TCK,
-    Gate,
-    poll_until,
-    raise_file_limit,
-    start_syncd,
-    syncd_admin,
-    xacts,
-)
-from tessera_dev.bench.kit import (
-    AMQP_URL,
-    PG_URL,
-    BenchError,
-    admin_sql,
-    cleanup_exchange,
-    cpu_groups,
-    cpu_snapshot,
-    pct,
-)
-from tessera_dev.bench.servers import ROOT
+from shared.protocol import PUSH_PATH
+from tessera_dev.bench.kit import CLK_TCK, BenchError, cpu_groups, cpu_snapshot, pct
+from tessera_dev.bench.stack import Gate, Stack, StackSpec, poll_until, post, run_on_stack
 
 _ADMITTED = re.compile(rb'"stats":\{[^{]*?"admitted":(\d+)')
 _SEQ = re.compile(
@@ -125,20 +104,12 @@ class Row:
     frames: int = 0
 
 
-async def post(rig: Rig, path: str, body: object, headers: dict[str, str]) -> dict:
-    async with rig.session.post(rig.base + path, json=body, headers=headers) as resp:
-        raw = await resp.read()
-    if resp.status >= 300:
-        raise BenchError(f"POST {path} answered {resp.status}: {raw[:300]!r}")
-    answer: dict = json.loads(raw)
-    return answer
+async def call(rig: Rig, path: str, body: object, headers: dict[str, str]) -> dict:
+    return await post(rig.session, rig.base + path, body, headers)
 
 
 async def new_gate(rig: Rig, name: str) -> Gate:
-    path = f"/api/v1/events/{rig.event_id}/gates"
-    code = (await post(rig, path, {"name": name}, rig.auth(rig.organiser)))["code"]
-    got = await post(rig, ENROLL_PATH, {"code": code}, {})
-    return Gate(got["gate_id"], rig.event_id, got["credential"])
+    return await Gate.enrol(rig.session, rig.base, rig.organiser, rig.event_id, name)
 
 
 async def admit(rig: Rig, gate: Gate, count: int = 1) -> None:
@@ -159,7 +130,7 @@ async def admit(rig: Rig, gate: Gate, count: int = 1) -> None:
             }
         )
     body = {"sent_at": time.time(), "checkins": rows, "backlog": 0}
-    await post(rig, PUSH_PATH, body, gate.h())
+    await call(rig, PUSH_PATH, body, gate.h())
     rig.stored += count
 
 
@@ -171,7 +142,7 @@ async def dashboards(rig: Rig, count: int) -> Watchers:
     tokens = []
     for i in range(math.ceil(count / STREAMS_PER_TOKEN)):
         body = {"name": f"screen {i}", "role": "viewer"}
-        tokens.append((await post(rig, "/api/v1/tokens", body, rig.auth(rig.admin)))["token"])
+        tokens.append((await call(rig, "/api/v1/tokens", body, rig.auth(rig.admin)))["token"])
     for i in range(count):
         reached: dict[int, float] = {}
         watchers.reached.append(reached)
@@ -219,13 +190,7 @@ async def _long_poll(rig: Rig, w: Watchers, gate: Gate) -> None:
     cursor, counted = "", False
     while True:
         try:
-            params = {"cursor": cursor, "wait": "25"}
-            async with rig.session.get(
-                rig.base + CHANGES_PATH, params=params, headers=gate.h()
-            ) as r:
-                raw = await r.read()
-            if r.status != 200:
-                raise BenchError(f"changes answered {r.status}")
+            raw = await gate.changes(rig.session, rig.base, cursor)
             w.frames += 1
             now = time.monotonic()
             for gate_id, seq in _SEQ.findall(raw):
@@ -254,16 +219,16 @@ async def stop_watchers(w: Watchers | None) -> None:
 
 
 class Meter:
-    def __init__(self, pool: asyncpg.Pool, db: str, syncd_pid: int) -> None:
-        self.pool, self.db = pool, db
-        self.groups = cpu_groups([syncd_pid], os.getpid())
+    def __init__(self, pool: asyncpg.Pool, stack: Stack) -> None:
+        self.pool, self.stack = pool, stack
+        self.groups = cpu_groups(stack.pids, os.getpid())
 
     async def start(self) -> tuple[int, object, float]:
-        return await xacts(self.pool, self.db), cpu_snapshot(self.groups), time.monotonic()
+        return await self.stack.xacts(self.pool), cpu_snapshot(self.groups), time.monotonic()
 
     async def stop(self, started: tuple[int, object, float]) -> Phase:
         x0, c0, t0 = started
-        x1, c1, t1 = await xacts(self.pool, self.db), cpu_snapshot(self.groups), time.monotonic()
+        x1, c1, t1 = await self.stack.xacts(self.pool), cpu_snapshot(self.groups), time.monotonic()
         seconds = t1 - t0
 
         def cpu(name: str) -> float:
@@ -335,18 +300,14 @@ def _latencies(
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def run(
-    args: argparse.Namespace, base: str, tokens: tuple[str, str], db: str, pid: int
-) -> int:
-    connector = aiohttp.TCPConnector(limit=0)
+async def run(args: argparse.Namespace, stack: Stack) -> int:
+    print(f"syncd (1 worker) at {stack.base}")
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
     rows: list[Row] = []
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        asyncpg.create_pool(PG_URL.rsplit("/", 1)[0] + "/" + db, min_size=1, max_size=2) as pool,
-    ):
-        rig = Rig(base, session, *tokens)
-        event = await post(rig, "/api/v1/events", {"name": "Bench night"}, rig.auth(rig.organiser))
+    async with stack.clients(timeout) as (session, pool):
+        admin, organiser = stack.tokens
+        rig = Rig(stack.base, session, admin, organiser)
+        event = await call(rig, "/api/v1/events", {"name": "Bench night"}, rig.auth(rig.organiser))
         rig.event_id = event["event_id"]
         rig.pushers = [await new_gate(rig, f"door {i}") for i in range(args.pushers)]
         for i in range(0, args.preload, 500):
@@ -358,7 +319,7 @@ async def run(
             f" preloaded; {args.watchers} watchers per run",
             flush=True,
         )
-        meter = Meter(pool, db, pid)
+        meter = Meter(pool, stack)
         rows.append(await measure(rig, meter, "nobody watching", None, args))
         print_row(rows[-1], header=True)
         watching = await dashboards(rig, args.watchers)
@@ -433,56 +394,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    raise_file_limit(args.watchers * 2 + args.pushers)
-    db = f"tessera_bench_dashboard_{uuid.uuid4().hex[:8]}"
-    exchange = f"tessera-bench-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SYNCD_DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + db,
-        "SYNCD_AMQP_URL": AMQP_URL,
-        "SYNCD_AMQP_EXCHANGE": exchange,
-        "SYNCD_MASTER_KEY": "bench-master-key-0123456789abcdefghijkl",
-        "SYNCD_LOG_LEVEL": os.environ.get("SYNCD_LOG_LEVEL", "WARNING"),
-        "SYNCD_AUTH_FAIL_EXEMPT": "127.0.0.1/32",
-    }
-    server: subprocess.Popen | None = None
-    status = 1
-    try:
-        asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
-        syncd_admin(env, ROOT, "migrate")
-        syncd_admin(env, ROOT, "create-org", "Bench")
-        admin = syncd_admin(env, ROOT, "create-token", "--org", "Bench", "--role", "admin")
-        organiser = syncd_admin(env, ROOT, "create-token", "--org", "Bench", "--role", "organiser")
-        base, server = start_syncd(env, ROOT, 1)
-        print(f"syncd (1 worker) at {base}")
-        status = asyncio.run(run(args, base, (admin, organiser), db, server.pid))
-    except KeyboardInterrupt:
-        print("interrupted: cleaning up", file=sys.stderr)
-        status = 130
-    finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        try:
-            asyncio.run(cleanup_exchange(exchange))
-        except Exception as exc:
-            print(f"could not delete exchange {exchange}: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept database {db}")
-        else:
-            asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-    sys.exit(status)
+    clients = args.watchers * 2 + args.pushers
+    spec = StackSpec("dashboard", keep=args.keep, roles=("admin", "organiser"), clients=clients)
+    run_on_stack(spec, functools.partial(run, args))
 
 
 if __name__ == "__main__":

@@ -32,39 +32,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
-import json
 import os
 import random
 import re
-import resource
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
-from shared.protocol import CHANGES_PATH, ENROLL_PATH, PUSH_PATH, STREAM_PATH
-from tessera_dev.bench.kit import (
-    AMQP_URL,
-    PG_URL,
-    BenchError,
-    admin_sql,
-    cleanup_exchange,
-    cpu_groups,
-    cpu_snapshot,
-    free_port,
-    pct,
-)
-from tessera_dev.bench.servers import ROOT, wait_ready
+from shared.protocol import PUSH_PATH, STREAM_PATH
+from tessera_dev.bench.kit import CLK_TCK, BenchError, cpu_groups, cpu_snapshot, pct
+from tessera_dev.bench.servers import ROOT
+from tessera_dev.bench.stack import Gate, Stack, StackSpec, poll_until, post, run_on_stack
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 _CHECKIN = re.compile(
     rb'"gate_id":(\d+),"gate_name":"[^"]*","direction":"\w+","at":[^,]+,"conflict":\w+,"seq":(\d+)'
 )
@@ -73,17 +58,6 @@ _SNAPSHOT = re.compile(rb'"snapshot_required":true')
 
 
 # --- the fleet -------------------------------------------------------------------------------
-
-
-@dataclass
-class Gate:
-    gate_id: int
-    event_id: int
-    credential: str
-    seq: int = 0
-
-    def h(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.credential}"}
 
 
 @dataclass
@@ -108,17 +82,6 @@ class Fleet:
                 arrivals.append(now)
 
 
-async def _post(
-    session: aiohttp.ClientSession, url: str, body: object, headers: dict[str, str]
-) -> dict:
-    async with session.post(url, json=body, headers=headers) as resp:
-        raw = await resp.read()
-    if resp.status >= 300:
-        raise BenchError(f"POST {url} answered {resp.status}: {raw[:300]!r}")
-    answer: dict = json.loads(raw)
-    return answer
-
-
 async def enrol(fleet: Fleet, token: str, events: int, per_event: int) -> None:
     """``events`` more events of ``per_event`` gates, over the public API (32 at a time)."""
     auth = {"Authorization": f"Bearer {token}"}
@@ -126,15 +89,12 @@ async def enrol(fleet: Fleet, token: str, events: int, per_event: int) -> None:
 
     async def one_gate(event_id: int, i: int) -> Gate:
         async with limit:
-            url = f"{fleet.base}/api/v1/events/{event_id}/gates"
-            code = (await _post(fleet.session, url, {"name": f"g{i}"}, auth))["code"]
-            got = await _post(fleet.session, fleet.base + ENROLL_PATH, {"code": code}, {})
-            return Gate(got["gate_id"], event_id, got["credential"])
+            return await Gate.enrol(fleet.session, fleet.base, token, event_id, f"g{i}")
 
     async def one_event(n: int) -> None:
         async with limit:
             url = fleet.base + "/api/v1/events"
-            event_id = (await _post(fleet.session, url, {"name": f"Fleet {n}"}, auth))["event_id"]
+            event_id = (await post(fleet.session, url, {"name": f"Fleet {n}"}, auth))["event_id"]
         gates = await asyncio.gather(*(one_gate(event_id, i) for i in range(per_event)))
         fleet.by_event[event_id] = list(gates)
         fleet.gates += gates
@@ -181,13 +141,7 @@ async def _long_poll(fleet: Fleet, gate: Gate, cursor: str, counted: bool) -> st
     if not counted:
         fleet.connected += 1
     while True:
-        params = {"cursor": cursor, "wait": "25"}
-        async with fleet.session.get(
-            fleet.base + CHANGES_PATH, params=params, headers=gate.h()
-        ) as resp:
-            raw = await resp.read()
-        if resp.status != 200:
-            raise BenchError(f"changes answered {resp.status}")
+        raw = await gate.changes(fleet.session, fleet.base, cursor)
         fleet.received(raw)
         if _SNAPSHOT.search(raw) or (found := _CURSOR.search(raw)) is None:
             cursor = ""
@@ -211,15 +165,8 @@ async def push(fleet: Fleet, gate: Gate) -> tuple[float, list[float], float]:
     }
     started = time.monotonic()
     body = {"sent_at": time.time(), "checkins": [row]}
-    await _post(fleet.session, fleet.base + PUSH_PATH, body, gate.h())
+    await post(fleet.session, fleet.base + PUSH_PATH, body, gate.h())
     return started, arrivals, time.monotonic() - started
-
-
-async def poll_until(check: Callable[[], bool], seconds: float, step: float) -> None:
-    """Until ``check()`` or ``seconds`` passed (a bench polls its own counters)."""
-    deadline = time.monotonic() + seconds
-    while not check() and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(step)
 
 
 # --- phases ----------------------------------------------------------------------------------
@@ -244,25 +191,18 @@ class Row:
     convergence_p50: float = float("nan")
 
 
-async def xacts(pool: asyncpg.Pool, db: str) -> int:
-    row = await pool.fetchrow(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", db
-    )
-    return int(row[0])
-
-
 def cpu_of(groups: object, start: object, end: object, seconds: float, name: str) -> float:
     return (end.ticks[name] - start.ticks[name]) / CLK_TCK / seconds * 100  # type: ignore[attr-defined]
 
 
-async def idle(row: Row, pool: asyncpg.Pool, db: str, syncd_pid: int, seconds: float) -> None:
-    groups = cpu_groups([syncd_pid], os.getpid())
+async def idle(row: Row, stack: Stack, pool: asyncpg.Pool, seconds: float) -> None:
+    groups = cpu_groups(stack.pids, os.getpid())
     # Connections settle, and Postgres backends publish the enrolment's transactions (an idle
     # backend flushes its statistics up to 10 s late; they must not count as idle ones).
     await asyncio.sleep(11)
-    x0, c0, t0 = await xacts(pool, db), cpu_snapshot(groups), time.monotonic()
+    x0, c0, t0 = await stack.xacts(pool), cpu_snapshot(groups), time.monotonic()
     await asyncio.sleep(seconds)
-    x1, c1, t1 = await xacts(pool, db), cpu_snapshot(groups), time.monotonic()
+    x1, c1, t1 = await stack.xacts(pool), cpu_snapshot(groups), time.monotonic()
     row.idle_cpu = cpu_of(groups, c0, c1, t1 - t0, "syncd")
     row.idle_tps = (x1 - x0) / (t1 - t0)
 
@@ -339,15 +279,13 @@ async def revocations(fleet: Fleet, token: str, count: int) -> list[float]:
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, base: str, token: str, db: str, syncd_pid: int) -> int:
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+async def run(args: argparse.Namespace, stack: Stack) -> int:
+    print(f"syncd from {args.syncd_root} ({args.workers} worker(s)) at {stack.base}")
+    token, syncd_pid = stack.tokens[0], stack.pids[0]
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
     rows: list[Row] = []
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-        asyncpg.create_pool(PG_URL.rsplit("/", 1)[0] + "/" + db, min_size=1, max_size=2) as pool,
-    ):
-        fleet = Fleet(base, session, args.mode)
+    async with stack.clients(timeout) as (session, pool):
+        fleet = Fleet(stack.base, session, args.mode)
         try:
             for size in args.sizes:
                 t = time.monotonic()
@@ -363,7 +301,7 @@ async def run(args: argparse.Namespace, base: str, token: str, db: str, syncd_pi
                     flush=True,
                 )
                 row = Row(len(fleet.gates), len(fleet.by_event))
-                await idle(row, pool, db, syncd_pid, args.idle)
+                await idle(row, stack, pool, args.idle)
                 # The bench's own collector must not pause the clocks it reads: 10,000 gates'
                 # connections make a full collection take up to 0.6 s here.
                 gc.collect()
@@ -450,87 +388,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def raise_file_limit(gates: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard < gates + 1000:
-        print(f"warning: open-files limit {hard} is below {gates + 1000}", file=sys.stderr)
-    elif soft < hard:
-        print(f"open-files limit raised from {soft} to {hard} (bench and syncd)")
-
-
-def start_syncd(env: dict[str, str], root: Path, workers: int) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    command = [sys.executable, "-m", "syncd", "serve", "--port", str(port)]
-    if workers > 1:
-        command += ["--workers", str(workers)]
-    server = subprocess.Popen(command, env=env, cwd=root, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    wait_ready([base], [server])
-    return base, server
-
-
-def syncd_admin(env: dict[str, str], root: Path, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "syncd", *args], env=env, cwd=root, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise BenchError(f"syncd {' '.join(args)} failed: {out.stderr[-500:]}")
-    return out.stdout.strip()
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    raise_file_limit(max(args.sizes))
-    db = f"tessera_bench_fleet_{uuid.uuid4().hex[:8]}"
-    exchange = f"tessera-bench-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(args.syncd_root),
-        "SYNCD_DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + db,
-        "SYNCD_AMQP_URL": AMQP_URL,
-        "SYNCD_AMQP_EXCHANGE": exchange,
-        "SYNCD_POOL_MAX": os.environ.get("SYNCD_POOL_MAX", str(max(5, 40 // args.workers))),
-        "SYNCD_MASTER_KEY": "bench-master-key-0123456789abcdefghijkl",
-        "SYNCD_LOG_LEVEL": os.environ.get("SYNCD_LOG_LEVEL", "WARNING"),
-        "SYNCD_AUTH_FAIL_EXEMPT": "127.0.0.1/32",
-    }
-    server: subprocess.Popen | None = None
-    status = 1
-    try:
-        asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
-        syncd_admin(env, args.syncd_root, "migrate")
-        syncd_admin(env, args.syncd_root, "create-org", "Fleet")
-        token = syncd_admin(
-            env, args.syncd_root, "create-token", "--org", "Fleet", "--role", "organiser"
-        )
-        base, server = start_syncd(env, args.syncd_root, args.workers)
-        print(f"syncd from {args.syncd_root} ({args.workers} worker(s)) at {base}")
-        status = asyncio.run(run(args, base, token, db, server.pid))
-    except KeyboardInterrupt:
-        print("interrupted: cleaning up", file=sys.stderr)
-        status = 130
-    finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        try:
-            asyncio.run(cleanup_exchange(exchange))
-        except Exception as exc:
-            print(f"could not delete exchange {exchange}: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept database {db}")
-        else:
-            asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-    sys.exit(status)
+    spec = StackSpec(
+        "fleet",
+        keep=args.keep,
+        org="Fleet",
+        root=args.syncd_root,
+        workers=args.workers,
+        pool_max=max(5, 40 // args.workers),
+        clients=max(args.sizes),
+    )
+    run_on_stack(spec, functools.partial(run, args))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The ``syncd`` processes of ``bench_sync``: admin commands, and ``serve`` replicas started in
-their own session (Ctrl-C reaches only the bench), waited for, and stopped."""
+"""``syncd`` admin commands for the benches, and waiting for ``serve`` replicas to be ready
+(bench.stack starts and stops them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tessera_dev.bench.kit import BenchError, free_port
+from tessera_dev.bench.kit import BenchError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"  # write a cProfile of each syncd to /tmp
@@ -39,32 +39,3 @@ def wait_ready(bases: list[str], servers: list[subprocess.Popen]) -> None:
             time.sleep(0.1)
         else:
             raise BenchError(f"syncd at {base} was not ready within 30 s")
-
-
-def start_servers(env: dict[str, str], replicas: int) -> tuple[list[str], list[subprocess.Popen]]:
-    """``syncd serve`` processes in their own session: Ctrl-C reaches only this script."""
-    bases, servers = [], []
-    for _ in range(replicas):
-        port = free_port()
-        prof = ["-m", "cProfile", "-o", f"/tmp/syncd-{port}.prof"] if PROFILE else []
-        servers.append(
-            subprocess.Popen(
-                [sys.executable, *prof, "-m", "syncd", "serve"],
-                env={**env, "SYNCD_PORT": str(port)},
-                cwd=ROOT,
-                start_new_session=True,
-            )
-        )
-        bases.append(f"http://127.0.0.1:{port}")
-    return bases, servers
-
-
-def stop_servers(servers: list[subprocess.Popen]) -> None:
-    for server in servers:
-        server.terminate()
-    for server in servers:
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()

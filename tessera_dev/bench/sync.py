@@ -51,14 +51,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass
 
 import aiohttp
@@ -66,17 +60,8 @@ import asyncpg
 
 from shared.protocol import PUSH_PATH
 from tessera_dev.bench.consumer import ConsumerProcess, Received
-from tessera_dev.bench.kit import (
-    AMQP_URL,
-    PG_URL,
-    BenchError,
-    admin_sql,
-    cleanup_exchange,
-    cpu_groups,
-    cpu_line,
-    cpu_snapshot,
-)
-from tessera_dev.bench.servers import start_servers, stop_servers, syncd, wait_ready
+from tessera_dev.bench.kit import AMQP_URL, cpu_groups, cpu_line, cpu_snapshot
+from tessera_dev.bench.stack import Gate, Stack, StackSpec, post, run_on_stack
 from tessera_dev.bench.sync_report import report
 from tessera_dev.bench.traffic import (
     Journal,
@@ -104,11 +89,19 @@ async def expected_messages(pool: asyncpg.Pool) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Setup:
     args: argparse.Namespace
-    bases: list[str]
-    token: str
-    db_url: str
-    exchange: str
-    syncd_pids: list[int]
+    stack: Stack
+
+    @property
+    def bases(self) -> list[str]:
+        return self.stack.bases
+
+    @property
+    def token(self) -> str:
+        return self.stack.tokens[0]
+
+    @property
+    def syncd_pids(self) -> list[int]:
+        return self.stack.pids
 
     @property
     def mix(self) -> Mix:
@@ -120,38 +113,21 @@ async def prepare(
 ) -> tuple[int, list[str]]:
     """Create the event, upload its list, enrol ``gates`` gates (g0, g1, ...)."""
     auth = {"Authorization": f"Bearer {token}"}
-
-    async def call(path: str, data: bytes, ctype: str = "application/json") -> dict:
-        async with session.post(
-            base + path, data=data, headers={**auth, "Content-Type": ctype}
-        ) as resp:
-            raw = await resp.read()
-        if resp.status >= 300:
-            raise BenchError(f"POST {path} answered {resp.status}: {raw[:300]!r}")
-        answer: dict = json.loads(raw)
-        return answer
-
-    eid = (await call("/api/v1/events", b'{"name":"Bench","zones":["Main"]}'))["event_id"]
+    event = {"name": "Bench", "zones": ["Main"]}
+    eid = int((await post(session, base + "/api/v1/events", event, auth))["event_id"])
     csv = "external_ref,category\n" + "".join(
         f"B{i},{'VIP' if i % 10 == 0 else 'GA'}\n" for i in range(n_tickets)
     )
-    await call(f"/api/v1/events/{eid}/list", csv.encode(), "text/csv")
-    creds = []
-    for i in range(gates):
-        code = (await call(f"/api/v1/events/{eid}/gates", b'{"name":"g%d"}' % i))["code"]
-        enrolled = await call("/api/v1/gate/enroll", json.dumps({"code": code}).encode())
-        creds.append(enrolled["credential"])
-    return int(eid), creds
+    list_url = f"{base}/api/v1/events/{eid}/list"
+    await post(session, list_url, csv.encode(), {**auth, "Content-Type": "text/csv"})
+    enrolled = [await Gate.enrol(session, base, token, eid, f"g{i}") for i in range(gates)]
+    return eid, [gate.credential for gate in enrolled]
 
 
 async def bench(s: Setup) -> int:
     """Prepare, measure, report; returns the exit status."""
     args, mix = s.args, s.mix
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with (
-        aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session,
-        asyncpg.create_pool(s.db_url, min_size=1, max_size=2) as pool,
-    ):
+    async with s.stack.clients(aiohttp.ClientTimeout(total=600)) as (session, pool):
         t = time.time()
         eid, creds = await prepare(session, s.bases[0], s.token, args.tickets, args.gates + 2)
         rows = await pool.fetch("SELECT ticket_id FROM tickets WHERE event_id = $1 ORDER BY 1", eid)
@@ -163,7 +139,7 @@ async def bench(s: Setup) -> int:
             f" per load gate), {args.gates} gates + 2 probes enrolled, journals planned;"
             f" prepared in {time.time() - t:.1f} s"
         )
-        consumer = ConsumerProcess(AMQP_URL, s.exchange)
+        consumer = ConsumerProcess(AMQP_URL, s.stack.exchange)
         try:
             await asyncio.to_thread(consumer.start)
             probe = Probe(s.bases[-1], creds[-2], creds[-1], f"g{args.gates}", tickets[:n_probe])
@@ -312,50 +288,10 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, _terminated)
-    name = f"tessera_bench_sync_{uuid.uuid4().hex[:8]}"
-    db_url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    exchange = f"tessera-bench-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "SYNCD_DATABASE_URL": db_url,
-        "SYNCD_AMQP_URL": AMQP_URL,
-        "SYNCD_AMQP_EXCHANGE": exchange,
-        "SYNCD_POOL_MAX": os.environ.get("SYNCD_POOL_MAX", "20"),
-        "SYNCD_MASTER_KEY": "bench-master-key-0123456789abcdefghijkl",
-        "SYNCD_LOG_LEVEL": os.environ.get("SYNCD_LOG_LEVEL", "WARNING"),
-    }
-    servers: list[subprocess.Popen] = []
-    status = 1
-    try:
-        asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-        syncd(env, "migrate")
-        syncd(env, "create-org", "Bench")
-        token = syncd(env, "create-token", "--org", "Bench", "--role", "organiser")
-        bases, servers = start_servers(env, args.replicas)
-        wait_ready(bases, servers)
-        setup = Setup(args, bases, token, db_url, exchange, [p.pid for p in servers])
-        status = asyncio.run(bench(setup))
-    except KeyboardInterrupt:
-        print("interrupted: cleaning up", file=sys.stderr)
-        status = 130
-    finally:
-        stop_servers(servers)
-        try:
-            asyncio.run(cleanup_exchange(exchange))
-        except Exception as exc:
-            print(f"could not delete exchange {exchange}: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept database {name} ({db_url})")
-        else:
-            asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    sys.exit(status)
+    spec = StackSpec("sync", keep=args.keep, replicas=args.replicas, pool_max=20)
+    run_on_stack(spec, lambda stack: bench(Setup(args, stack)))
 
 
 if __name__ == "__main__":

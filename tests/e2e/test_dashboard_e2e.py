@@ -21,11 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from gate import commands
 from gate.checkin.pipeline import Pipeline
-from gate.settings import GateSettings
 from gate.store.db import Store
 from gate.store.syncstate import unsynced_batch
 from gate.sync.client import SyncClient
@@ -33,7 +31,8 @@ from gate.sync.worker import SyncWorker, WorkerConfig
 from shared.protocol import DrillItem, DrillReport
 from tessera_dev.sample_event import Clock
 from tests.conftest import Rabbit
-from tests.support.chromium import CHROMIUM_ARGS
+from tests.support.chromium import chromium_browser  # noqa: F401  (the fixture)
+from tests.support.live_syncd import enrolled_gate, event_with_list, organiser_api
 from tests.syncd.conftest import Org, db_url, make_org  # noqa: F401  (db_url: the fixture)
 from tests.syncd.servekit import Served, running_syncd
 
@@ -81,63 +80,38 @@ async def org(db_url: str) -> Org:  # noqa: F811
 
 @pytest.fixture
 async def api(server: Served, org: Org) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://127.0.0.1:{server.port}"
-    async with httpx.AsyncClient(base_url=base, headers=org.h("organiser"), timeout=30) as client:
+    async with organiser_api(server, org) as client:
         yield client
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
 @asynccontextmanager
-async def door(api: httpx.AsyncClient, event_id: int, name: str, zone: str, data: Path):
+async def door(
+    api: httpx.AsyncClient, event_id: int, name: str, zone: str, data: Path
+) -> AsyncIterator[Door]:
     """A gate enrolled with syncd as `gate enroll` does it (credential, keys, snapshot)."""
-    created = await api.post(f"/api/v1/events/{event_id}/gates", json={"name": name, "zone": zone})
-    assert created.status_code == 201, created.text
-    base = str(api.base_url)
-    settings = GateSettings(gate_name=name, data_dir=data, server_url=base)
-    await commands.enroll(settings, base, created.json()["code"], "dashboard-e2e")
-    store = await Store.open(settings.db_path)
-    client = SyncClient(base, settings.credential_path.read_text().strip())
-    config = replace(WorkerConfig.from_settings(settings), long_poll=0.0)
-    clock = Clock(time.time())
-    pipeline = Pipeline(store, settings, clock=clock)
-    try:
-        yield Door(name, pipeline, SyncWorker(store, client, config), client, store, clock)
-    finally:
-        await client.aclose()
-        await store.close()
+    async with enrolled_gate(api, event_id, data, name, zone=zone) as gate, gate.client() as client:
+        config = replace(WorkerConfig.from_settings(gate.settings), long_poll=0.0)
+        clock = Clock(time.time())
+        pipeline = Pipeline(gate.store, gate.settings, clock=clock)
+        worker = SyncWorker(gate.store, client, config)
+        yield Door(name, pipeline, worker, client, gate.store, clock)
 
 
 @asynccontextmanager
 async def world(api: httpx.AsyncClient, tmp_path: Path) -> AsyncIterator[World]:
     """An event (zones Main and VIP, capacity 50 in all and 30 in Main), forty tickets, two
     real gates and one created but never enrolled."""
-    event = await api.post(
-        "/api/v1/events",
-        json={
-            "name": "Harbour Lights",
-            "venue": "Pier 5",
-            "timezone": "Europe/Amsterdam",
-            "zones": ["Main", "VIP"],
-            "capacity": {"*": 50, "Main": 30},
-        },
-    )
-    assert event.status_code == 201, event.text
-    eid = event.json()["event_id"]
     rows = "".join(f"R{i},Guest {i},,{'VIP' if i > 7 else 'GA'},,,\n" for i in range(40))
-    pushed = await api.post(
-        f"/api/v1/events/{eid}/list", content=LIST + rows, headers={"Content-Type": "text/csv"}
+    eid, listed = await event_with_list(
+        api,
+        LIST + rows,
+        name="Harbour Lights",
+        venue="Pier 5",
+        timezone="Europe/Amsterdam",
+        zones=["Main", "VIP"],
+        capacity={"*": 50, "Main": 30},
     )
-    assert pushed.status_code == 200, pushed.text
-    tickets = sorted(
-        t["ticket_id"] for t in (await api.get(f"/api/v1/events/{eid}/tickets")).json()["tickets"]
-    )
+    tickets = sorted(t["ticket_id"] for t in listed)
     codes = [(await api.get(f"/api/v1/events/{eid}/tickets/{t}/qr")).text.strip() for t in tickets]
     async with AsyncExitStack() as stack:
         north = await stack.enter_async_context(door(api, eid, "North", "Main", tmp_path / "n"))

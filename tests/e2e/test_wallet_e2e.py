@@ -22,16 +22,12 @@ import httpx
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from gate import commands
 from gate.checkin.decision import Decision
 from gate.checkin.pipeline import Pipeline
 from gate.scan.decode import decode_frame, make_decoder
 from gate.scan.settings import ScanSettings
-from gate.settings import GateSettings
-from gate.store.db import Store
-from gate.sync.client import SyncClient
 from gate.sync.worker import SyncWorker, WorkerConfig
 from shared.base45 import b45decode, b45encode
 from shared.errors import RejectReason
@@ -39,8 +35,13 @@ from shared.rotating import HOLDER_DOMAIN, PASS_SIZE, PREFIX, parse_code
 from shared.ticket import public_raw
 from tessera_dev.sample_event import Clock
 from tests.conftest import Rabbit
-from tests.support.chromium import CHROMIUM_ARGS
-from tests.syncd.conftest import db_url, make_org  # noqa: F401  (db_url: the fixture)
+from tests.support.chromium import chromium_browser  # noqa: F401  (the fixture)
+from tests.support.live_syncd import (  # noqa: F401  (new_organiser_api: the fixture)
+    enrolled_gate,
+    event_with_list,
+    new_organiser_api,
+)
+from tests.syncd.conftest import db_url  # noqa: F401  (the fixture)
 from tests.syncd.servekit import Served, running_syncd
 
 R = RejectReason
@@ -83,44 +84,19 @@ def server(db_url: str, rabbit: Rabbit) -> Iterator[Served]:  # noqa: F811
         yield running
 
 
-@pytest.fixture
-async def api(server: Served, db_url: str) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
-    org = await make_org(db_url, "Wallet E2E")
-    base = f"http://127.0.0.1:{server.port}"
-    async with httpx.AsyncClient(base_url=base, headers=org.h("organiser"), timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
 async def rotating_ticket(api: httpx.AsyncClient) -> Ticket:
     """An event that requires rotating codes (every PERIOD s), one ticket, its wallet link."""
-    event = await api.post(
-        "/api/v1/events",
-        json={
-            "name": "Harbour Lights",
-            "venue": "Pier 5, Rotterdam",
-            "timezone": "Europe/Amsterdam",
-            "starts_at": "2026-06-13T19:30:00+02:00",
-            "zones": ["Main"],
-            "rotating": True,
-            "rotation_period": PERIOD,
-        },
+    eid, (listed,) = await event_with_list(
+        api,
+        LIST + "R1,Ada Lovelace,,Weekend pass,,,\n",
+        name="Harbour Lights",
+        venue="Pier 5, Rotterdam",
+        timezone="Europe/Amsterdam",
+        starts_at="2026-06-13T19:30:00+02:00",
+        zones=["Main"],
+        rotating=True,
+        rotation_period=PERIOD,
     )
-    assert event.status_code == 201, event.text
-    eid = event.json()["event_id"]
-    rows = LIST + "R1,Ada Lovelace,,Weekend pass,,,\n"
-    pushed = await api.post(
-        f"/api/v1/events/{eid}/list", content=rows, headers={"Content-Type": "text/csv"}
-    )
-    assert pushed.status_code == 200, pushed.text
-    (listed,) = (await api.get(f"/api/v1/events/{eid}/tickets")).json()["tickets"]
     link = await api.post(f"/api/v1/events/{eid}/tickets/{listed['ticket_id']}/wallet-link")
     assert link.status_code == 201, link.text
     return Ticket(eid, listed["ticket_id"], link.json()["url"])
@@ -129,20 +105,11 @@ async def rotating_ticket(api: httpx.AsyncClient) -> Ticket:
 @asynccontextmanager
 async def door(api: httpx.AsyncClient, event_id: int, data_dir: Path) -> AsyncIterator[Door]:
     """A gate enrolled with syncd as `gate enroll` does it (credential, keys, snapshot)."""
-    created = await api.post(f"/api/v1/events/{event_id}/gates", json={"name": "Door 1"})
-    assert created.status_code == 201, created.text
-    base = str(api.base_url)
-    settings = GateSettings(gate_name="Door 1", data_dir=data_dir, server_url=base)
-    await commands.enroll(settings, base, created.json()["code"], "wallet-e2e")
-    store = await Store.open(settings.db_path)
-    client = SyncClient(base, settings.credential_path.read_text().strip())
-    config = replace(WorkerConfig.from_settings(settings), long_poll=0.0)
-    clock = Clock(time.time())
-    try:
-        yield Door(Pipeline(store, settings, clock=clock), SyncWorker(store, client, config), clock)
-    finally:
-        await client.aclose()
-        await store.close()
+    async with enrolled_gate(api, event_id, data_dir, "Door 1") as gate, gate.client() as client:
+        config = replace(WorkerConfig.from_settings(gate.settings), long_poll=0.0)
+        clock = Clock(time.time())
+        pipeline = Pipeline(gate.store, gate.settings, clock=clock)
+        yield Door(pipeline, SyncWorker(gate.store, client, config), clock)
 
 
 async def phone(browser: Browser, url: str, clock_error: float = 0.0) -> Page:

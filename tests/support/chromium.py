@@ -3,13 +3,17 @@
 ``deploy/gate/chromium-flags.env`` (a systemd EnvironmentFile, installed for
 ``tessera-kiosk.service``) holds the flags that keep Chromium off the network; the tests launch
 Chromium with exactly those, plus what headless-as-root needs. Why each flag is there is written in
-that file.
+that file. ``chromium_browser`` is the ``browser`` fixture: Chromium launched with them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
 
 FLAGS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "gate" / "chromium-flags.env"
 VARIABLE = "TESSERA_CHROMIUM_FLAGS"
@@ -46,3 +50,12 @@ def local_name_args(name: str) -> list[str]:
     if proxy:
         args += [f"--proxy-server={proxy}", f"--proxy-bypass-list={name}"]
     return args
+
+
+@pytest.fixture(name="browser")
+async def chromium_browser() -> AsyncIterator[Browser]:
+    """``browser``: headless Chromium with these flags (a test module imports this fixture)."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()

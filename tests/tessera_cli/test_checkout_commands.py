@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import json
 
-from aiohttp.test_utils import TestServer
-from click.testing import Result
-
-from syncd.__main__ import cli as syncd_cli
-from syncd.app import create_app
 from syncd.settings import SyncdSettings
-from tessera_cli.__main__ import cli as tessera_cli
-from tests.support.cli import run
-from tests.syncd.conftest import MASTER_KEY
+from tests.support.cli import tessera_client
 
 
 async def test_checkout_time_from_the_command_line(settings: SyncdSettings, db_url: str) -> None:
-    env = {"SYNCD_DATABASE_URL": db_url, "SYNCD_MASTER_KEY": MASTER_KEY}
-    await run(syncd_cli, ["create-org", "Acme"], env)
-    token = (await run(syncd_cli, ["create-token", "--org", "Acme"], env)).stdout.strip()
-    async with TestServer(create_app(settings)) as server:
-        cli_env = {"TESSERA_CLI_URL": str(server.make_url("/")), "TESSERA_CLI_TOKEN": token}
-
-        async def tessera(*args: str, ok: bool = True) -> Result:
-            result = await run(tessera_cli, list(args), cli_env)
-            assert (result.exit_code == 0) == ok, (args, result.output)
-            return result
-
+    async with tessera_client(settings, db_url) as tessera:
         created = await tessera("events", "create", "Fest", "--checkout-time", "04:00")
         event = json.loads(created.stdout)
         eid = str(event["event_id"])

@@ -18,20 +18,19 @@ from gate.store.db import Store
 from gate.store.importer import import_bundle
 from gate.store.records import EntryState, EventInfo, ListEntry, LocalState
 from gate.store.stats import read_stats
-from gate.store.syncstate import apply_changes, save_enrolment
+from gate.store.syncstate import apply_changes
 from shared.errors import BundleError, RejectReason
-from shared.protocol import ChangesPage, EnrollResponse, KeyInfo
+from shared.protocol import ChangesPage
 from tessera_dev.sample_event import (
     EVENT,
-    KEY,
     SAT_18,
     Clock,
     bundle_bytes,
-    bundle_key,
     code,
     loaded_store,
     pipeline,
 )
+from tests.support.feed import enrol_offline, event_updated
 
 R = RejectReason
 SUN_4 = SAT_18 + 10 * 3600  # Sun 2026-06-14 04:00 in Berlin: the check-out
@@ -141,26 +140,14 @@ async def test_a_bundle_with_a_bad_checkout_time_is_refused(tmp_path: Path) -> N
 
 def _event_page(seq: int, checkout: str | None) -> ChangesPage:
     settings = {"name": "Fest", "timezone": "Europe/Berlin", "reentry": "after_exit"}
-    event = {**settings, "checkout_time": checkout}
-    return ChangesPage.model_validate(
-        {"cursor": str(seq), "changes": [{"seq": seq, "kind": "event.updated", "event": event}]}
-    )
+    return event_updated(seq, {**settings, "checkout_time": checkout})
 
 
 async def test_the_feed_turns_the_checkout_on_and_off(tmp_path: Path) -> None:
     """``event.updated`` carries the setting: the next decision uses it, with no new list."""
     store = await loaded_store(tmp_path / "g.sqlite3")
     try:
-        key = bundle_key(KEY)
-        enrolled = EnrollResponse(
-            gate_id=1,
-            gate_name="Gate B",
-            event_id=EVENT,
-            credential="tsg_x",
-            keys=[KeyInfo(kid=key.kid, public_key=key.public_key)],
-            server_time=SAT_18,
-        )
-        await save_enrolment(store, "http://syncd", tmp_path / "cred", enrolled)
+        await enrol_offline(store, tmp_path / "cred")
         clock = Clock(SAT_18)
         gate = pipeline(store, clock)
         assert (await gate.process(code(1, 11))).admitted

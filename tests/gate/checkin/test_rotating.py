@@ -11,10 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate.store.db import Store
-from gate.store.syncstate import apply_changes, save_enrolment
+from gate.store.syncstate import apply_changes
 from shared.base45 import b45decode, b45encode
 from shared.errors import RejectReason
-from shared.protocol import ChangesPage, EnrollResponse, KeyInfo
 from shared.rotating import HOLDER_DOMAIN, parse_code, rotate, sign_pass, step_at
 from shared.ticket import generate_private_key, public_raw
 from tessera_dev.sample_event import (
@@ -23,11 +22,11 @@ from tessera_dev.sample_event import (
     SAT_18,
     Clock,
     bundle_bytes,
-    bundle_key,
     code,
     loaded_store,
     pipeline,
 )
+from tests.support.feed import enrol_offline, event_updated
 
 R = RejectReason
 PERIOD = 10
@@ -154,40 +153,16 @@ async def test_the_feed_turns_rotation_on_and_off(tmp_path: Path) -> None:
     """``event.updated`` changes the decision at once, with no new list."""
     store = await loaded_store(tmp_path / "g.sqlite3")
     try:
-        key = bundle_key(KEY)
-        enrolled = EnrollResponse(
-            gate_id=1,
-            gate_name="Gate B",
-            event_id=EVENT,
-            credential="tsg_x",
-            keys=[KeyInfo(kid=key.kid, public_key=key.public_key)],
-            server_time=SAT_18,
-        )
-        await save_enrolment(store, "http://syncd", tmp_path / "cred", enrolled)
+        await enrol_offline(store, tmp_path / "cred")
         assert (await pipeline(store).process(code(1, 11))).outcome == "admit"
         settings = {"name": "Fest", "timezone": "Europe/Berlin", "reentry": "always"}
-        page = {
-            "cursor": "5",
-            "changes": [
-                {
-                    "seq": 5,
-                    "kind": "event.updated",
-                    "event": {**settings, "rotating": True, "rotation_period": 20},
-                }
-            ],
-        }
-        await apply_changes(store, ChangesPage.model_validate(page), now=SAT_18)
+        page = event_updated(5, {**settings, "rotating": True, "rotation_period": 20})
+        await apply_changes(store, page, now=SAT_18)
         assert store.events[EVENT].rotating and store.events[EVENT].rotation_period == 20
         assert (await pipeline(store).process(code(2, 22))).reason is R.rotation_required
         decision = await pipeline(store, Clock(SAT_18 + 20)).process(t2(2, 22, period=20))
         assert decision.outcome == "admit"
-        page = {
-            "cursor": "6",
-            "changes": [
-                {"seq": 6, "kind": "event.updated", "event": {**settings, "rotating": False}}
-            ],
-        }
-        await apply_changes(store, ChangesPage.model_validate(page), now=SAT_18)
+        await apply_changes(store, event_updated(6, {**settings, "rotating": False}), now=SAT_18)
         assert (await pipeline(store).process(code(5, 55))).outcome == "admit"
     finally:
         await store.close()

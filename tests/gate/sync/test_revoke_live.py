@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from gate import commands
 from gate.checkin.pipeline import Pipeline
@@ -25,36 +24,21 @@ from gate.store.db import Store
 from gate.sync.client import SyncClient
 from gate.sync.worker import SyncWorker, WorkerConfig
 from shared.errors import RejectReason
-from tests.conftest import Rabbit
-from tests.gate.sync.test_stream import until
-from tests.syncd.conftest import db_url, make_org  # noqa: F401  (db_url: the fixture)
-from tests.syncd.servekit import Served, running_syncd
+from tests.support.live_syncd import (  # noqa: F401  (the fixtures)
+    default_server,
+    enrolled_gate,
+    event_with_list,
+    new_organiser_api,
+    until,
+)
+from tests.syncd.conftest import db_url  # noqa: F401  (the fixture)
 
 NAMES = ["Quirinus Wipe-Testerman", "Zelda Ünverzagt", "Ottoline Revokedale", "Bartholomew Ynys"]
 LIST = "external_ref,holder_name\n" + "".join(f"W{i},{n}\n" for i, n in enumerate(NAMES))
 
 
-@pytest.fixture
-def server(db_url: str, rabbit: Rabbit) -> Iterator[Served]:  # noqa: F811
-    with running_syncd(db_url, rabbit) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(server: Served, db_url: str) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
-    org = await make_org(db_url, "Wipe")
-    base = f"http://127.0.0.1:{server.port}"
-    async with httpx.AsyncClient(base_url=base, headers=org.h("organiser"), timeout=30) as c:
-        yield c
-
-
 async def event_with_names(api: httpx.AsyncClient) -> tuple[int, list[str]]:
-    eid = (await api.post("/api/v1/events", json={"name": "Wiped"})).json()["event_id"]
-    resp = await api.post(
-        f"/api/v1/events/{eid}/list", content=LIST, headers={"Content-Type": "text/csv"}
-    )
-    assert resp.status_code == 200, resp.text
-    tickets = (await api.get(f"/api/v1/events/{eid}/tickets")).json()["tickets"]
+    eid, tickets = await event_with_list(api, LIST, name="Wiped")
     by_ref = {t["external_ref"]: t["ticket_id"] for t in tickets}
     codes = []
     for i in range(len(NAMES)):
@@ -110,15 +94,9 @@ class LiveGate:
 
 @asynccontextmanager
 async def live_gate(api: httpx.AsyncClient, eid: int, data_dir: Path) -> AsyncIterator[LiveGate]:
-    created = (await api.post(f"/api/v1/events/{eid}/gates", json={"name": "Door"})).json()
-    settings = GateSettings(gate_name="Door", data_dir=data_dir)
-    base = str(api.base_url)
-    await commands.enroll(settings, base, created["code"], "wipe-test")
-    store = await Store.open(settings.db_path)
-    try:
-        yield LiveGate(settings, store, Pipeline(store, settings), created["gate_id"], base)
-    finally:
-        await store.close()
+    async with enrolled_gate(api, eid, data_dir) as gate:
+        pipeline = Pipeline(gate.store, gate.settings)
+        yield LiveGate(gate.settings, gate.store, pipeline, gate.gate_id, gate.base)
 
 
 async def test_a_gate_revoked_while_following_wipes_within_seconds(

@@ -5,9 +5,10 @@ open stream, a revocation stops the worker at once, and long-polling still works
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -15,15 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gate import commands
-from gate.settings import GateSettings
 from gate.store.db import Store
-from gate.sync.client import SyncClient
 from gate.sync.sse import SseError, SseParser
 from gate.sync.worker import SyncWorker, WorkerConfig
-from tests.conftest import Rabbit
-from tests.syncd.conftest import db_url, make_org  # noqa: F401  (db_url: the fixture)
-from tests.syncd.servekit import Served, running_syncd
+from tests.support.live_syncd import (  # noqa: F401  (the fixtures)
+    default_server,
+    enrolled_gate,
+    event_with_list,
+    new_organiser_api,
+    until,
+)
+from tests.syncd.conftest import db_url  # noqa: F401  (the fixture)
 
 LIST = "external_ref,holder_name\nA,Ann\nB,Bob\nC,Cem\n"
 
@@ -51,27 +54,8 @@ def test_the_parser_refuses_oversized_or_broken_input(data: bytes) -> None:
         list(SseParser(max_event=100).feed(data))  # the line of 300: never ended
 
 
-@pytest.fixture
-def server(db_url: str, rabbit: Rabbit) -> Iterator[Served]:  # noqa: F811
-    with running_syncd(db_url, rabbit) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(server: Served, db_url: str) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
-    org = await make_org(db_url, "Stream")
-    base = f"http://127.0.0.1:{server.port}"
-    async with httpx.AsyncClient(base_url=base, headers=org.h("organiser"), timeout=30) as c:
-        yield c
-
-
-async def event_with_list(api: httpx.AsyncClient) -> tuple[int, list[int]]:
-    eid = (await api.post("/api/v1/events", json={"name": "Streamed"})).json()["event_id"]
-    resp = await api.post(
-        f"/api/v1/events/{eid}/list", content=LIST, headers={"Content-Type": "text/csv"}
-    )
-    assert resp.status_code == 200, resp.text
-    tickets = (await api.get(f"/api/v1/events/{eid}/tickets")).json()["tickets"]
+async def event_with_tickets(api: httpx.AsyncClient) -> tuple[int, list[int]]:
+    eid, tickets = await event_with_list(api, LIST, name="Streamed")
     return eid, sorted(t["ticket_id"] for t in tickets)
 
 
@@ -86,29 +70,14 @@ async def other_gate(api: httpx.AsyncClient, eid: int) -> dict[str, str]:
 async def running_gate(
     api: httpx.AsyncClient, eid: int, data_dir: Path, *, stream: bool = True
 ) -> AsyncIterator[tuple[SyncWorker, Store, int]]:
-    created = (await api.post(f"/api/v1/events/{eid}/gates", json={"name": "Door"})).json()
-    settings = GateSettings(gate_name="Door", data_dir=data_dir)
-    base = str(api.base_url)
-    await commands.enroll(settings, base, created["code"], "stream-test")
-    store = await Store.open(settings.db_path)
-    client = SyncClient(base, settings.credential_path.read_text().strip())
-    config = replace(WorkerConfig.from_settings(settings), stream=stream, long_poll=5.0)
-    worker = SyncWorker(store, client, config)
-    await worker.start()
-    try:
-        yield worker, store, created["gate_id"]
-    finally:
-        await worker.stop()
-        await store.close()
-
-
-async def until(check, seconds: float = 5.0) -> float:  # type: ignore[no-untyped-def]
-    """Seconds until ``check()`` (async) is true; fails after ``seconds``."""
-    started = time.monotonic()
-    while not await check():
-        assert time.monotonic() - started < seconds, "not within the time"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
+    async with enrolled_gate(api, eid, data_dir) as gate:
+        config = replace(WorkerConfig.from_settings(gate.settings), stream=stream, long_poll=5.0)
+        worker = SyncWorker(gate.store, gate.client(), config)
+        await worker.start()
+        try:
+            yield worker, gate.store, gate.gate_id
+        finally:
+            await worker.stop()
 
 
 async def inside(store: Store, eid: int, ticket_id: int) -> bool:
@@ -132,7 +101,7 @@ def checkin(ticket_id: int, seq: int) -> dict[str, object]:
 async def test_another_gates_admission_arrives_within_a_second(
     api: httpx.AsyncClient, tmp_path: Path, stream: bool
 ) -> None:
-    eid, ids = await event_with_list(api)
+    eid, ids = await event_with_tickets(api)
     other = await other_gate(api, eid)
     async with running_gate(api, eid, tmp_path, stream=stream) as (worker, store, _):
         await until(lambda: asyncio.sleep(0, worker.status.online))
@@ -141,7 +110,7 @@ async def test_another_gates_admission_arrives_within_a_second(
             body = {"sent_at": time.time(), "checkins": [checkin(ticket_id, seq)]}
             resp = await api.post("/api/v1/gate/checkins", json=body, headers=other)
             assert resp.status_code == 200, resp.text
-            took = await until(lambda t=ticket_id: inside(store, eid, t), 2.0)
+            took = await until(functools.partial(inside, store, eid, ticket_id), 2.0)
             assert took < 1.0, took
         assert worker._streaming is stream
 
@@ -149,7 +118,7 @@ async def test_another_gates_admission_arrives_within_a_second(
 async def test_a_revoked_gate_stops_following_at_once(
     api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    eid, _ = await event_with_list(api)
+    eid, _ = await event_with_tickets(api)
     async with running_gate(api, eid, tmp_path) as (worker, _, gate_id):
         await until(lambda: asyncio.sleep(0, worker.status.online))
         await asyncio.sleep(0.3)
