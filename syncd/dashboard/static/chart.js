@@ -31,7 +31,7 @@ function options(element, names, colours, timezone) {
     ...size(element),
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), timezone),
     scales: {
-      x: { time: true, range: (u, min, max) => [min, max + 60] }, // the minute under way too
+      x: { time: true, range: (u, min, max) => [min, max] },
       y: { range: (u, min, max) => [0, Math.max(5, max)] },
     },
     axes: [{ ...AXIS }, { ...AXIS, size: 44 }],
@@ -59,7 +59,8 @@ export function drawChart(element, chart, gates, timezone) {
   const ids = shown.map(([id]) => id);
   const labels = shown.map(([, name]) => name);
   const colours = shown.map(([, , colour]) => colour);
-  const data = [chart.minutes, ...ids.map((id) => chart.gates[id])];
+  const minutes = closed(chart.minutes, chart.minutes.at(-1) + 60);
+  const data = [minutes, ...ids.map((id) => closed(chart.gates[id]))];
   const key = JSON.stringify([labels, colours, timezone]);
   if (plot && key === shape) {
     plot.setData(data);
@@ -73,6 +74,12 @@ export function drawChart(element, chart, gates, timezone) {
   for (const id of ids) for (const n of chart.gates[id]) total += n;
   element.dataset.total = String(total);
   element.dataset.series = String(ids.length);
+}
+
+// A step holds its value until the next point: one more point a minute after the last, with
+// the last value, gives the minute under way its full width (not a thin line at the edge).
+function closed(values, next = values.at(-1)) {
+  return values.length ? [...values, next] : values;
 }
 
 export function resizeChart(element) {
