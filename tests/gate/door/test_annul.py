@@ -18,21 +18,20 @@ from gate.door.passage import PassageLane, PassageRefused
 from gate.door.settings import PassageSettings
 from gate.store.db import Store
 from gate.store.stats import read_stats
-from gate.store.syncstate import apply_changes, save_enrolment, unsynced_batch
+from gate.store.syncstate import apply_changes, unsynced_batch
 from gate.sync.worker import _checkin
 from shared.bundle import BundleTicket
-from shared.protocol import ChangesPage, CheckinIn, EnrollResponse, KeyInfo
+from shared.protocol import ChangesPage, CheckinIn
 from tessera_dev.sample_event import (
     EVENT,
-    KEY,
     SAT_18,
     Clock,
     bundle_bytes,
-    bundle_key,
     code,
     loaded_store,
     pipeline,
 )
+from tests.support.feed import enrol_offline
 
 TICKETS = [BundleTicket(i, 10 + i, "valid", 0b1, "GA", f"Holder {i}") for i in range(1, 6)]
 
@@ -154,20 +153,7 @@ async def test_annulment_is_pushed_with_its_ref_seq(store: Store) -> None:
 
 async def test_another_gates_annulment_from_the_feed(store: Store) -> None:
     """syncd's feed says North admitted ticket 1, then annulled it: this gate lets it in."""
-    key = bundle_key(KEY)
-    await save_enrolment(
-        store,
-        "http://syncd.invalid",
-        Path("cred"),
-        EnrollResponse(
-            gate_id=2,
-            gate_name="Gate B",
-            event_id=EVENT,
-            credential="tsg_x",
-            keys=[KeyInfo(kid=key.kid, public_key=key.public_key)],
-            server_time=SAT_18,
-        ),
-    )
+    await enrol_offline(store, Path("cred"), gate_id=2, server_url="http://syncd.invalid")
 
     def page(cursor: str, kind: str, seq: int, ref: int | None = None) -> ChangesPage:
         checkin = {

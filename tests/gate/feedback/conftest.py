@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from gate.camera import Capture
 from gate.feedback.display import Display
@@ -19,7 +19,7 @@ from gate.feedback.display_settings import DisplaySettings
 from gate.feedback.staff import hash_pin
 from shared.bundle import BundleTicket
 from tests.gate.feedback.realgate import RealGate, make_gate, tickets
-from tests.support.chromium import CHROMIUM_ARGS
+from tests.support.chromium import chromium_browser  # noqa: F401  (the browser fixture)
 
 GREEN, RED = "green", "red"
 PIN = "2468"
@@ -31,14 +31,6 @@ class Kiosk:
     gate: RealGate
     display: Display
     page: Page
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def open_kiosk(
