@@ -21,8 +21,14 @@ gate key; nothing is applied or served before both proofs verified. A replayed p
 the fresh nonce; a proof cannot be reflected because the role is signed.
 
 **Admission.** What a gate serves is its own admissions, each signed with its gate key over
-``admission_message`` (event, gate, journal seq, ticket, direction, scan time and the gate's skew
+``Admission.message`` (event, gate, journal seq, ticket, direction, scan time and the gate's skew
 to syncd), so the follower applies exactly what the maker decided.
+
+**Annulment.** Since peer protocol 2 a gate also serves the rows that undo its admissions
+(``gate.door.annul``), signed over ``Annulment.message``: event, gate, the annulment's own journal
+seq, the seq of the admission it undoes, that admission's ticket and direction, the time of the
+annulment and the gate's skew. Its own domain string keeps an annulment's signature from ever
+passing for an admission's, and the reverse.
 
 Contract: ``parse_certificate`` and ``verify_certificate`` take any object and either return a
 ``GateCertificate`` or raise ``PeerError``; no other exception escapes.
@@ -51,11 +57,14 @@ _CERT_DOMAIN = b"TESSERA-GATE\x00"
 _PROOF_DOMAIN = b"TESSERA-PEER-PROOF\x00"
 _ADMISSION_DOMAIN = b"TESSERA-PEER-ADMISSION\x00"
 _ADMISSION = struct.Struct(">IQQQcdd")
+_ANNULMENT_DOMAIN = b"TESSERA-PEER-ANNULMENT\x00"
+_ANNULMENT = struct.Struct(">IQQQQcdd")
 MAX_CERT_TEXT = 4 * ((_HEAD.size + MAX_NAME + 64 + 2) // 3)
 
 
 class PeerError(ValueError):
-    """A certificate, proof or admission that is not what a gate of this event would send."""
+    """A certificate, proof, admission or annulment that is not what a gate of this event would
+    send."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +183,35 @@ def verify_proof(key: Ed25519PublicKey, signature: object, message: bytes) -> No
         raise PeerError("proof does not verify: not the certified gate") from exc
 
 
+def _record(
+    domain: bytes,
+    layout: struct.Struct,
+    what: str,
+    ids: tuple[int, ...],
+    way: str,
+    at: float,
+    skew: float,
+) -> bytes:
+    """``domain`` + the packed ids, direction (its first letter), time and skew."""
+    if way not in ("in", "out") or not (math.isfinite(at) and math.isfinite(skew)):
+        raise PeerError(f"{what} fields out of range")
+    try:
+        packed = layout.pack(*ids, way[0].encode(), at, skew)
+    except struct.error as exc:
+        raise PeerError(f"{what} fields out of range: {exc}") from exc
+    return domain + packed
+
+
+def _verify_record(key: Ed25519PublicKey, signature: object, message: bytes, what: str) -> None:
+    sig = unb64(signature, 90)
+    if len(sig) != 64:
+        raise PeerError(f"{what} signature is not 64 bytes")
+    try:
+        key.verify(sig, message)
+    except InvalidSignature as exc:
+        raise PeerError(f"{what} signature does not verify") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """One admission a gate made, as it serves it to peers."""
@@ -187,32 +225,50 @@ class Admission:
     skew: float  # the maker's last skew to syncd (0 when never measured)
 
     def message(self) -> bytes:
-        if self.direction not in ("in", "out") or not all(
-            math.isfinite(v) for v in (self.at, self.skew)
-        ):
-            raise PeerError("admission fields out of range")
-        try:
-            packed = _ADMISSION.pack(
-                self.event_id,
-                self.gate_id,
-                self.seq,
-                self.ticket_id,
-                self.direction[0].encode(),
-                self.at,
-                self.skew,
-            )
-        except struct.error as exc:
-            raise PeerError(f"admission fields out of range: {exc}") from exc
-        return _ADMISSION_DOMAIN + packed
+        return _record(
+            _ADMISSION_DOMAIN,
+            _ADMISSION,
+            "admission",
+            (self.event_id, self.gate_id, self.seq, self.ticket_id),
+            self.direction,
+            self.at,
+            self.skew,
+        )
 
     def sign(self, key: Ed25519PrivateKey) -> str:
         return b64(key.sign(self.message()))
 
     def verify(self, key: Ed25519PublicKey, signature: object) -> None:
-        sig = unb64(signature, 90)
-        if len(sig) != 64:
-            raise PeerError("admission signature is not 64 bytes")
-        try:
-            key.verify(sig, self.message())
-        except InvalidSignature as exc:
-            raise PeerError("admission signature does not verify") from exc
+        _verify_record(key, signature, self.message(), "admission")
+
+
+@dataclass(frozen=True, slots=True)
+class Annulment:
+    """One annulment a gate made (journal row ``seq`` undoes its admission ``ref_seq``), as it
+    serves it to peers."""
+
+    event_id: int
+    gate_id: int
+    seq: int  # the annulment's own journal seq
+    ref_seq: int  # the admission it undoes (a seq of the same gate's journal)
+    ticket_id: int  # the admission's ticket and direction
+    direction: str  # "in" | "out"
+    at: float  # when it was annulled, the maker's clock
+    skew: float  # the maker's last skew to syncd (0 when never measured)
+
+    def message(self) -> bytes:
+        return _record(
+            _ANNULMENT_DOMAIN,
+            _ANNULMENT,
+            "annulment",
+            (self.event_id, self.gate_id, self.seq, self.ref_seq, self.ticket_id),
+            self.direction,
+            self.at,
+            self.skew,
+        )
+
+    def sign(self, key: Ed25519PrivateKey) -> str:
+        return b64(key.sign(self.message()))
+
+    def verify(self, key: Ed25519PublicKey, signature: object) -> None:
+        _verify_record(key, signature, self.message(), "annulment")

@@ -1,11 +1,15 @@
-"""Following one peer URL: connect, prove both sides, apply the peer's signed admissions.
+"""Following one peer URL: connect, prove both sides, apply the peer's signed admissions and
+annulments.
 
-A follower runs until stopped: each session connects with a timeout, checks the server's
-certificate and proof before it sends its own mark, then applies each batch of admissions in
-one store transaction after every signature verified (a bad one ends the session, nothing of
-that batch applied). No message within four heartbeats ends the session as lost. Between
-sessions it waits with full jitter, capped at ``retry_max``; a URL that turns out to be this
-gate itself, or a gate another follower already follows, is retried only rarely.
+A follower runs until stopped: each session connects with a timeout (asking for protocol 2,
+``gate.peer.messages``), checks the server's certificate and proof before it sends its own mark,
+then applies each batch in one store transaction after every signature verified. A bad admission
+signature ends the session, nothing of that batch applied; an annulment that does not verify,
+or that names an admission this gate never had from that peer, is ignored and logged, and the
+rest of the batch applies (``gate.store.peers`` says when an annulment moves the entry state).
+No message within four heartbeats ends the session as lost. Between sessions it waits with full
+jitter, capped at ``retry_max``; a URL that turns out to be this gate itself, or a gate another
+follower already follows, is retried only rarely.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +27,14 @@ import aiohttp
 from gate.peer.messages import (
     FOLLOW_PATH,
     MAX_MESSAGE,
+    PROTOCOL_2,
     Admissions,
+    Annul,
     Challenge,
     Follow,
     Hello,
+    Item,
+    Records,
     Tick,
     Welcome,
     expect,
@@ -37,8 +45,8 @@ from gate.peer.messages import (
 from gate.peer.settings import PeerSettings
 from gate.peer.trust import SelfError, Trust, new_nonce, nonce_bytes
 from gate.store.db import Store
-from gate.store.peers import apply_admissions, mark_of, note_certificate
-from shared.peering import Admission, GateCertificate, PeerError
+from gate.store.peers import apply_records, mark_of, note_certificate
+from shared.peering import Admission, Annulment, GateCertificate, PeerError
 
 log = logging.getLogger(__name__)
 RARELY = 30.0
@@ -57,9 +65,12 @@ class Link:
     gate_id: int | None = None
     name: str | None = None
     last_heard_at: float | None = None
-    lag_ms: float | None = None  # the last admission: made there -> applied here
+    lag_ms: float | None = None  # the last record: made there -> applied here
     behind: int = 0  # the peer's latest seq minus what this gate applied
     applied: int = 0
+    protocol: int | None = None  # 2: the peer sends its annulments too
+    annulled: int = 0  # the peer's annulments that put a ticket back here
+    ignored: int = 0  # the peer's annulments ignored (forged, or no such admission here)
     error: str | None = None
     since: float = field(default_factory=time.time)
 
@@ -125,6 +136,7 @@ class Follower:
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout),
             max_msg_size=MAX_MESSAGE,
             autoping=True,
+            protocols=(PROTOCOL_2,),
         ) as ws:
             self._ws = ws
             peer = await self._handshake(ws)
@@ -134,9 +146,18 @@ class Follower:
             await note_certificate(self.store, peer)
             self.link.gate_id, self.link.name = peer.gate_id, peer.name
             self._mark = await mark_of(self.store, peer.gate_id)
-            await send(ws, Follow(after=self._mark), timeout)
+            await send(ws, self._follow_message(ws), timeout)
             self._state("online")
             await self._follow(ws, peer)
+
+    def _follow_message(self, ws: aiohttp.ClientWebSocketResponse) -> Follow:
+        """Ask for annulments only from a server that selected protocol 2 (an older one would
+        refuse the field)."""
+        if ws.protocol == PROTOCOL_2:
+            self.link.protocol = 2
+            return Follow(after=self._mark, annulments=True)
+        self.link.protocol = 1
+        return Follow(after=self._mark)
 
     async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> GateCertificate:
         return await handshake(ws, self.trust, self.settings.timeout)
@@ -152,21 +173,54 @@ class Follower:
                 tick = parse(Tick, data)
                 self.link.behind = max(0, tick.head - self._mark)
                 continue
-            await self._apply(parse(Admissions, data), peer)
+            if data.get("t") == "records":
+                await self._apply(parse(Records, data).items, peer)
+            else:
+                await self._apply(parse(Admissions, data).items, peer)
 
-    async def _apply(self, batch: Admissions, peer: GateCertificate) -> None:
-        admissions = []
-        for item in batch.items:
+    async def _apply(self, items: Sequence[Item | Annul], peer: GateCertificate) -> None:
+        records = [r for r in (self._verified(item, peer) for item in items) if r is not None]
+        if not records:
+            return
+        here = self._skew()
+        done = await apply_records(self.store, peer, records, here)
+        self.link.applied += done.admissions
+        self.link.annulled += done.annulments
+        for why in done.ignored:
+            self._ignore(why)
+        last = records[-1]
+        self._mark = max(self._mark, last.seq)
+        self.link.lag_ms = max(0.0, (time.time() - (last.at + last.skew - here)) * 1000)
+
+    def _verified(self, item: Item | Annul, peer: GateCertificate) -> Admission | Annulment | None:
+        """The signed record; a bad admission raises (the session ends), a bad annulment is
+        ignored (None)."""
+        if isinstance(item, Item):
             a = Admission(
                 peer.event_id, peer.gate_id, item.seq, item.ticket, item.dir, item.at, item.skew
             )
             a.verify(peer.gate_key, item.sig)
-            admissions.append(a)
-        here = self._skew()
-        self.link.applied += await apply_admissions(self.store, peer, admissions, here)
-        last = admissions[-1]
-        self._mark = max(self._mark, last.seq)
-        self.link.lag_ms = max(0.0, (time.time() - (last.at + last.skew - here)) * 1000)
+            return a
+        u = Annulment(
+            peer.event_id,
+            peer.gate_id,
+            item.seq,
+            item.ref,
+            item.ticket,
+            item.dir,
+            item.at,
+            item.skew,
+        )
+        try:
+            u.verify(peer.gate_key, item.sig)
+        except PeerError as exc:
+            self._ignore(f"annulment {item.seq} of admission {item.ref}: {exc}")
+            return None
+        return u
+
+    def _ignore(self, why: str) -> None:
+        self.link.ignored += 1
+        log.warning("peer %s: ignored %s", self.url, why)
 
 
 async def handshake(

@@ -1,12 +1,14 @@
-"""The peer server: serves this gate's own admissions to the event's other gates.
+"""The peer server: serves this gate's own admissions (and annulments) to the event's other gates.
 
 One aiohttp WebSocket per follower (``/peer/v1/follow``, see ``gate.peer.messages``). Nothing
 is sent before the follower proved it holds a certified, unrevoked key of this event; then the
 server streams its admissions after the follower's mark, each signed with this gate's key, and a
-tick every heartbeat. Reads go through a read-only connection of their own, so a follower never
-queues behind or in front of a scan on the store's writer; a follower that does not take what
-is sent within the timeout is dropped. At most ``max_followers`` proven followers at once, and
-as many unproven connections, each given ``timeout`` seconds per handshake step (503 beyond).
+tick every heartbeat. A follower that speaks protocol 2 and asks for them in its ``Follow`` also
+gets this gate's annulments, signed, in seq order among the admissions; any other gets
+admissions only, as before. Reads go through a read-only connection of their own, so a follower
+never queues behind or in front of a scan on the store's writer; a follower that does not take
+what is sent within the timeout is dropped. At most ``max_followers`` proven followers at once,
+and as many unproven connections, each given ``timeout`` seconds per handshake step (503 beyond).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from gate.peer.messages import (
     FOLLOW_PATH,
     MAX_BATCH,
     MAX_MESSAGE,
+    PROTOCOL_2,
     Admissions,
+    Annul,
     Challenge,
     Follow,
     Hello,
     Item,
+    Records,
     Tick,
     Welcome,
     expect,
@@ -38,8 +43,8 @@ from gate.peer.messages import (
 from gate.peer.settings import PeerSettings
 from gate.peer.trust import Trust, new_nonce, nonce_bytes
 from gate.store.db import Store
-from gate.store.peers import own_admissions
-from shared.peering import Admission, GateCertificate, PeerError
+from gate.store.peers import OwnRecord, own_records
+from shared.peering import Admission, Annulment, GateCertificate, PeerError
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +95,19 @@ class PeerServer:
         limit = self.settings.max_followers
         if len(self.sessions) >= limit or self._handshakes >= limit:
             raise web.HTTPServiceUnavailable(text="too many peers")
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, autoping=True)
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, autoping=True, protocols=(PROTOCOL_2,))
         await ws.prepare(request)
         peer: GateCertificate | None = None
         try:
             self._handshakes += 1
             try:
-                peer, after = await self._handshake(ws)
+                peer, follow = await self._handshake(ws)
             finally:
                 self._handshakes -= 1
             if peer.gate_id in self.sessions:  # a newer link from the same gate replaces it
                 await self.sessions[peer.gate_id].close(code=WSCloseCode.GOING_AWAY)
             self.sessions[peer.gate_id] = ws
-            await _until_closed(ws, self._serve(ws, peer, after))
+            await _until_closed(ws, self._serve(ws, peer, follow))
         except (PeerError, TimeoutError) as exc:
             self.refused += peer is None
             log.info("peer session ended: %s", exc, extra={"peer": request.remote})
@@ -115,7 +120,7 @@ class PeerServer:
                 await ws.close()
         return ws
 
-    async def _handshake(self, ws: web.WebSocketResponse) -> tuple[GateCertificate, int]:
+    async def _handshake(self, ws: web.WebSocketResponse) -> tuple[GateCertificate, Follow]:
         timeout = self.settings.timeout
         mine = new_nonce()
         await send(ws, Challenge(cert=self.trust.me.cert.text, nonce=mine.hex()), timeout)
@@ -125,31 +130,55 @@ class PeerServer:
         self.trust.check_proof(peer, "follower", hello.sig, theirs, mine)
         proof = self.trust.prove("server", peer.gate_id, theirs, mine)
         await send(ws, Welcome(sig=proof), timeout)
-        follow = await expect(ws, Follow, timeout)
-        return peer, follow.after
+        return peer, await expect(ws, Follow, timeout)
 
-    async def _serve(self, ws: web.WebSocketResponse, peer: GateCertificate, after: int) -> None:
+    async def _serve(
+        self, ws: web.WebSocketResponse, peer: GateCertificate, follow: Follow
+    ) -> None:
         me, timeout = self.trust.me, self.settings.timeout
+        after, annulments = follow.after, bool(follow.annulments)
         assert self._reader is not None
         while not ws.closed:
             if self.trust.revoked(peer.gate_id):
                 raise PeerError(f"gate #{peer.gate_id} was revoked")
             seen = self.store.appends.count
-            rows = await own_admissions(self._reader, me.event_id, after, MAX_BATCH)
+            rows = await own_records(
+                self._reader, me.event_id, after, MAX_BATCH, annulments=annulments
+            )
             if rows:
-                skew = self._skew()
-                items = [self._item(seq, t, d, at, skew) for seq, t, d, at in rows]
-                await send(ws, Admissions(items=items), timeout)
-                after = rows[-1][0]
+                await send(ws, self._batch(rows, annulments), timeout)
+                after = rows[-1].seq
                 continue
             await send(ws, Tick(head=after, at=time.time()), timeout)
             await self.store.appends.wait(seen, self.settings.heartbeat)
 
-    def _item(self, seq: int, ticket: int, direction: str, at: float, skew: float) -> Item:
+    def _batch(self, rows: list[OwnRecord], annulments: bool) -> Admissions | Records:
+        skew = self._skew()
+        items = [self._item(row, skew) for row in rows]
+        if annulments:
+            return Records(items=items)
+        return Admissions(items=[item for item in items if isinstance(item, Item)])
+
+    def _item(self, row: OwnRecord, skew: float) -> Item | Annul:
         me = self.trust.me
-        way: Literal["in", "out"] = "in" if direction == "in" else "out"
-        signed = Admission(me.event_id, me.gate_id, seq, ticket, way, at, skew).sign(me.key)
-        return Item(seq=seq, ticket=ticket, dir=way, at=at, skew=skew, sig=signed)
+        way: Literal["in", "out"] = "in" if row.direction == "in" else "out"
+        if row.ref_seq is not None:
+            undo = Annulment(
+                me.event_id, me.gate_id, row.seq, row.ref_seq, row.ticket_id, way, row.at, skew
+            )
+            return Annul(
+                seq=row.seq,
+                ref=row.ref_seq,
+                ticket=row.ticket_id,
+                dir=way,
+                at=row.at,
+                skew=skew,
+                sig=undo.sign(me.key),
+            )
+        made = Admission(me.event_id, me.gate_id, row.seq, row.ticket_id, way, row.at, skew)
+        return Item(
+            seq=row.seq, ticket=row.ticket_id, dir=way, at=row.at, skew=skew, sig=made.sign(me.key)
+        )
 
 
 async def _until_closed(ws: web.WebSocketResponse, serving: Coroutine[Any, Any, None]) -> None:

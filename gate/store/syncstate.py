@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gate.store.carry import Carried, carry_journal
 from gate.store.db import _ENTER, _LEAVE, Store
 from gate.store.importer import ticket_insert
-from gate.store.peers import ADVANCE_MARK, event_keyring, put_gate
+from gate.store.peers import ADVANCE_MARK, apply_feed_annulment, event_keyring, put_gate
 from gate.store.records import STATUSES, JournalRow
 from gate.store.search import fold
 from shared.peering import unb64
@@ -305,18 +305,7 @@ async def _put_checkin(
     await conn.execute(sql, (event_id, c.ticket_id, c.at - skew, c.gate_name))
 
 
-# Another gate's annulled admission: the ticket goes back to where it was, if that admission is
-# still its latest movement here (the entry state names the gate; a later movement stands).
-_UNDO_ENTRY = """UPDATE entry_state SET inside = 0, entries = max(entries - 1, 0),
-    last_in_at = CASE WHEN entries <= 1 THEN NULL ELSE last_in_at END,
-    last_in_gate = CASE WHEN entries <= 1 THEN NULL ELSE last_in_gate END
-WHERE event_id = ? AND ticket_id = ? AND inside = 1 AND last_in_gate = ?"""
-_UNDO_EXIT = """UPDATE entry_state SET inside = 1
-WHERE event_id = ? AND ticket_id = ? AND inside = 0 AND last_out_gate = ?"""
-
-
 async def _put_annulment(conn: aiosqlite.Connection, event_id: int, c: CheckinChange) -> None:
     if c.ticket_id >= 2**63:
         raise ChangeError(f"ticket id {c.ticket_id} is out of range")
-    sql = _UNDO_ENTRY if c.direction == "in" else _UNDO_EXIT
-    await conn.execute(sql, (event_id, c.ticket_id, c.gate_name))
+    await apply_feed_annulment(conn, event_id, c)  # the peer mesh's rules (gate.store.peers)

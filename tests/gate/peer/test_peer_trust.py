@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -22,56 +21,27 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate.peer.follower import Follower
 from gate.peer.messages import FOLLOW_PATH, Admissions, Challenge, Follow, Hello, Item, Welcome
 from gate.peer.server import PeerServer
-from gate.peer.settings import PeerSettings
-from gate.peer.trust import Me, Trust, new_nonce
-from gate.store.db import Store
+from gate.peer.trust import new_nonce
 from gate.store.peers import mark_of, put_gate
 from gate.store.records import JournalEntry
-from gate.store.syncstate import save_enrolment
 from shared.peering import b64, make_certificate, parse_certificate, proof_message
-from shared.protocol import EnrollResponse, GateChange, KeyInfo
-from shared.ticket import generate_private_key, key_id, public_key_to_b64
+from shared.protocol import GateChange
+from shared.ticket import generate_private_key
 from tessera_dev.netproxy import _free_port
-
-EVENT = 7
-EVENT_KEY = generate_private_key()
-OTHER_EVENT_KEY = generate_private_key()
-
-
-@dataclass
-class Peer:
-    store: Store
-    me: Me
-    trust: Trust
-
-
-async def _gate(tmp: Path, gate_id: int, name: str) -> Peer:
-    store = await Store.open(tmp / f"{name}.sqlite3")
-    key = generate_private_key()
-    cert = make_certificate(EVENT_KEY, EVENT, gate_id, key.public_key(), name)
-    pub = EVENT_KEY.public_key()
-    enrolled = EnrollResponse(
-        gate_id=gate_id,
-        gate_name=name,
-        event_id=EVENT,
-        credential="tsg_test",
-        keys=[KeyInfo(kid=key_id(pub).hex(), public_key=public_key_to_b64(pub))],
-        server_time=0,
-        certificate=b64(cert),
-    )
-    await save_enrolment(store, "http://127.0.0.1:9", tmp / f"{name}.cred", enrolled)
-    me = Me(key, parse_certificate(cert))
-    return Peer(store, me, Trust(store, me))
-
-
-def _settings(port: int = 0) -> PeerSettings:
-    return PeerSettings(port=port or _free_port(), host="127.0.0.1", heartbeat=0.2, timeout=1)
+from tests.gate.peer.harness import (
+    EVENT,
+    EVENT_KEY,
+    OTHER_EVENT_KEY,
+    Peer,
+    make_gate,
+    peer_settings,
+)
 
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Peer, PeerServer, str]]:
     """Gate A (#1) serving one admission of ticket 42."""
-    a = await _gate(tmp_path, 1, "A")
+    a = await make_gate(tmp_path, 1, "A")
     entry = JournalEntry(
         direction="in",
         outcome="admit",
@@ -83,7 +53,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Peer, PeerServer, str]]:
         ticket_id=42,
     )
     await a.store.record_scan(entry)
-    server = PeerServer(a.store, a.trust, _settings(), lambda: 0.0)
+    server = PeerServer(a.store, a.trust, peer_settings(), lambda: 0.0)
     await server.start()
     try:
         yield a, server, f"http://127.0.0.1:{server.port}"
@@ -172,7 +142,7 @@ async def _hostile_server(
 async def test_a_follower_applies_nothing_a_forger_sends(tmp_path: Path, forgery: str) -> None:
     """A device answering on a peer's URL with gate #1's certificate (not its key), or gate #1
     itself sending an admission whose signature does not verify: nothing is applied."""
-    b = await _gate(tmp_path, 2, "B")
+    b = await make_gate(tmp_path, 2, "B")
     real = generate_private_key()
     key = real if forgery == "unsigned admission" else generate_private_key()
     cert = make_certificate(EVENT_KEY, EVENT, 1, real.public_key(), "A")
@@ -187,7 +157,7 @@ async def test_a_follower_applies_nothing_a_forger_sends(tmp_path: Path, forgery
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    follower = Follower(url, b.store, b.trust, _settings(), lambda g, f: True, lambda: 0.0)
+    follower = Follower(url, b.store, b.trust, peer_settings(), lambda g, f: True, lambda: 0.0)
     runner = await _hostile_server(port, challenge, respond)
     try:
         async with aiohttp.ClientSession() as http:
@@ -214,8 +184,8 @@ async def test_a_gate_revoked_while_following_is_cut_off(
     """B follows A and has A's admission; syncd then revokes B (A learns it from the feed): A
     closes B's session and refuses it from then on."""
     a, server, url = served
-    b = await _gate(tmp_path, 2, "B")
-    follower = Follower(url, b.store, b.trust, _settings(), lambda g, f: True, lambda: 0.0)
+    b = await make_gate(tmp_path, 2, "B")
+    follower = Follower(url, b.store, b.trust, peer_settings(), lambda g, f: True, lambda: 0.0)
     async with aiohttp.ClientSession() as http:
         task = asyncio.create_task(follower.run(http))
         try:
