@@ -183,6 +183,9 @@ def format_peers(mesh: dict[str, Any] | None) -> list[str]:
             + (f" heard {heard:.0f} s ago" if heard is not None else " never heard")
             + (f", lag {lag:.0f} ms" if lag is not None else "")
             + (f", {link['behind']} behind" if link["behind"] else "")
+            + (f", {link['annulled']} annulled" if link.get("annulled") else "")
+            + (f", {link['ignored']} ignored" if link.get("ignored") else "")
+            + (", protocol 1" if link.get("protocol") == 1 else "")
             + (f"  {link['error']}" if link["error"] and link["state"] != "online" else "")
         )
     return lines

@@ -23,6 +23,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 
+from gate.commands import format_peers
 from gate.door.annul import annul
 from gate.peer.follower import Follower, handshake
 from gate.peer.messages import (
@@ -481,3 +482,17 @@ async def test_the_feeds_late_annulment_through_apply_changes_leaves_a_later_ent
     await _apply(b, a, _annulment(a, 2, 1, 42), _admission(a, 3, 42, T0 + 60))
     await _feed(b, ("checkin.annulled", _checkin(2, T0 + 30, ref=1)))
     assert await _state(b.store, 42) == (1, 1, "A", T0 + 60)
+
+
+def test_gate_status_shows_each_links_annulments() -> None:
+    """`gate status`: what each link applied and ignored, and a peer still on protocol 1."""
+    link = {"gate_id": 2, "url": "https://a:8443", "name": "A", "state": "online", "error": None}
+    link |= {"last_heard_age_s": 1.0, "lag_ms": 3.0, "behind": 0}
+    mesh = {"enabled": True, "online": 2, "urls": ["https://b:8443"], "followers": []}
+    mesh["peers"] = [
+        {**link, "protocol": 2, "annulled": 2, "ignored": 1},
+        {**link, "gate_id": 3, "name": "C", "protocol": 1, "annulled": 0, "ignored": 0},
+    ]
+    lines = format_peers(mesh)
+    assert lines[1].endswith("lag 3 ms, 2 annulled, 1 ignored")
+    assert lines[2].endswith("lag 3 ms, protocol 1")
