@@ -28,6 +28,8 @@ from syncd.web.operations import Param, op
 from syncd.web.params import json_response, query_int
 
 _ZONE_FIGURES = ("admitted", "exits", "inside", "denied", "annulled", "passed", "tailgates")
+_COUNTED = ("admitted", "exits", "annulled", "passed", "tailgates", "denied", "conflicts")
+_FIGURES = (*_COUNTED, "inside")  # an answer's totals and a gate's figures, in this order
 
 
 def _zones(gates: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -47,13 +49,50 @@ def _drills(gates: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def _gate_row(r: Any) -> dict[str, Any]:
-    data = dict(r)
+def _gate_row(r: Any, figures: dict[str, int] | None) -> dict[str, Any]:
+    """A gate's answer: its row, its ``figures`` (None: all 0), then its last drill."""
+    data = {**dict(r), **(figures or dict.fromkeys(_FIGURES, 0))}
     data["last_push_at"] = data["last_push_at"].isoformat() if data["last_push_at"] else None
     data["last_drill"] = drill_json(r)  # when, green/amber/red, the failing items' names
     for key in ("last_drill_at", "last_drill_result", "drill_failing", "drill_warning"):
         del data[key]
     return data
+
+
+def _per_gate(
+    counts: list[asyncpg.Record], presence: list[asyncpg.Record]
+) -> dict[int, dict[str, int]]:
+    """Each gate id's figures (``_FIGURES``) from the rows of ``q.counts`` and ``q.presence``:
+    a gate without check-ins is absent (all 0); a gate that is gone is present (its check-ins
+    count in the totals, as they always did, but it has no gate row to show them)."""
+    gates: dict[int, dict[str, int]] = {}
+    for r in counts:
+        g = gates.setdefault(r["gate_id"], dict.fromkeys(_FIGURES, 0))
+        for key in _COUNTED:
+            g[key] += r[key]
+    for r in presence:
+        gates.setdefault(r["gate_id"], dict.fromkeys(_FIGURES, 0))["inside"] += r["inside"]
+    return gates
+
+
+def _categories(presence: list[asyncpg.Record]) -> dict[str, dict[str, int]]:
+    """Inside and seen per category of the event's own tickets, in the rows' (category) order."""
+    categories: dict[str, dict[str, int]] = {}
+    for r in presence:
+        if r["category"] is not None:
+            c = categories.setdefault(r["category"], {"inside": 0, "seen": 0})
+            c["inside"] += r["inside"]
+            c["seen"] += r["seen"]
+    return categories
+
+
+def _denials(counts: list[asyncpg.Record]) -> dict[str, int]:
+    """Denials per reason, most frequent first (equal counts by reason)."""
+    reasons: dict[str, int] = {}
+    for r in counts:
+        if r["reason"] is not None:
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + r["denied"]
+    return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @op(
@@ -91,17 +130,22 @@ async def figures(
     """The figures of ``event`` (a row with event_id, timezone, checkout_time): the stats
     answer, per minute from ``since`` (default: ``window_start``). Run it in a repeatable-read
     transaction, so they describe one moment; the organisers' dashboard (api/dashboard.py)
-    shows the same, read the same way."""
+    shows the same, read the same way.
+
+    Its cost grows with the event, so it reads the check-ins once per figure set: ``q.counts``
+    (every check-in, counted per gate and denial reason) and ``q.presence`` (each ticket's
+    latest admission, counted per category and gate) return a few hundred rows, added up here
+    into the totals, the gates, the categories and the denials (scripts/bench_stats)."""
     eid = event["event_id"]
     now = time.time()
     checkout = latest_checkout(now, event["timezone"], event["checkout_time"])
-    totals = dict(await q.totals(conn, eid, checkout))
-    gates = [_gate_row(r) for r in await q.per_gate(conn, eid, checkout)]
-    categories = {
-        r["category"]: {"inside": r["inside"], "seen": r["seen"]}
-        for r in await q.per_category(conn, eid, checkout)
-    }
-    denials = {r["reason"]: r["n"] for r in await q.denials(conn, eid)}
+    counts = await q.counts(conn, eid)
+    presence = await q.presence(conn, eid, checkout)
+    per_gate = _per_gate(counts, presence)
+    totals = {k: sum(g[k] for g in per_gate.values()) for k in _FIGURES}
+    gates = [_gate_row(r, per_gate.get(r["gate_id"])) for r in await q.gates(conn, eid)]
+    categories = _categories(presence)
+    denials = _denials(counts)
     since = window_start(minutes, time.time()) if since is None else since
     per_minute = [dict(r) for r in await q.per_minute(conn, eid, since)]
     return {

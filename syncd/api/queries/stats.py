@@ -1,8 +1,11 @@
 """The statements behind the live figures and the conflict list (``api/stats.py``).
 
-The five figure reads run in the handler's one repeatable-read, read-only transaction, so they
-describe one moment. Every join to ``tickets`` is on the event's own rows (``t.event_id`` = $1):
-a check-in for another event's ticket never lends that ticket's category (see ``api/stats.py``).
+The figure reads run in the handler's one repeatable-read, read-only transaction, so they
+describe one moment. Each reads what it needs of the event's check-ins once: ``counts`` every
+check-in, ``presence`` each ticket's latest admission; ``api/stats.py`` adds their few rows up
+into the totals, the gates, the categories and the denials. Every join to ``tickets`` is on the
+event's own rows (``t.event_id`` = $1): a check-in for another event's ticket never lends that
+ticket's category (see ``api/stats.py``).
 """
 
 from __future__ import annotations
@@ -11,56 +14,50 @@ import asyncpg
 
 from syncd.api.queries import Conn
 
-# Each ticket's latest admission; ``inside``: an entry made at or after $2, the boundary of the
-# event's automatic check-out (NULL: none, shared.checkout).
-_LATEST = """latest AS MATERIALIZED (
-    SELECT ticket_id, gate_id,
-           direction = 'in' AND at >= coalesce($2::float8, '-Infinity') AS inside
-    FROM (SELECT DISTINCT ON (ticket_id) ticket_id, gate_id, direction, at FROM checkins
-          WHERE event_id = $1 AND outcome = 'admit' AND NOT annulled AND ticket_id IS NOT NULL
-          ORDER BY ticket_id, at DESC, gate_id DESC, seq DESC) l)"""
+# The event's check-ins counted once, per gate and, for denials, per reason ("unknown" when the
+# gate sent none; NULL on every other row): first by the columns the figures tell apart (a few
+# hundred groups), then those groups into the figures. Gates are not joined: a check-in counts
+# in the totals even if its gate is gone; api/stats.py joins the small result to the gates.
+_COUNTS = """WITH k AS (
+    SELECT gate_id, outcome, direction, annulled, conflict,
+           CASE WHEN outcome = 'deny' THEN coalesce(reason, 'unknown') END AS reason,
+           count(*) AS n
+    FROM checkins WHERE event_id = $1 GROUP BY 1, 2, 3, 4, 5, 6)
+SELECT gate_id, reason,
+       coalesce(sum(n) FILTER (WHERE outcome = 'admit' AND direction = 'in' AND NOT annulled),
+                0)::bigint AS admitted,
+       coalesce(sum(n) FILTER (WHERE outcome = 'admit' AND direction = 'out' AND NOT annulled),
+                0)::bigint AS exits,
+       coalesce(sum(n) FILTER (WHERE outcome = 'admit' AND annulled), 0)::bigint AS annulled,
+       coalesce(sum(n) FILTER (WHERE outcome = 'passed'), 0)::bigint AS passed,
+       coalesce(sum(n) FILTER (WHERE outcome = 'tailgate'), 0)::bigint AS tailgates,
+       coalesce(sum(n) FILTER (WHERE outcome = 'deny'), 0)::bigint AS denied,
+       coalesce(sum(n) FILTER (WHERE conflict), 0)::bigint AS conflicts
+FROM k GROUP BY gate_id, reason"""
 
-_TOTALS = f"""WITH {_LATEST}
-SELECT (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'admit'
-                                        AND direction = 'in' AND NOT annulled) AS admitted,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'admit'
-                                        AND direction = 'out' AND NOT annulled) AS exits,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'admit'
-                                        AND annulled) AS annulled,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'passed') AS passed,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'tailgate')
-           AS tailgates,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND outcome = 'deny') AS denied,
-       (SELECT count(*) FROM checkins WHERE event_id = $1 AND conflict) AS conflicts,
-       (SELECT count(*) FROM latest WHERE inside) AS inside"""
+# Each ticket's latest admission (by corrected time; ties: gate_id, seq), counted per category
+# and gate: ``inside``, an entry made at or after $2, the boundary of the event's automatic
+# check-out (NULL: none, shared.checkout); ``seen``, all of them. The category is NULL for a
+# ticket id that is none of the event's own (unknown, or another event's). Ordered by category
+# (NULL last), so api/stats.py keeps the categories in the database's collation order. The
+# admissions come in DISTINCT ON order from the index checkins_latest (migration 0014): no sort.
+_PRESENCE = """SELECT t.category, l.gate_id,
+       count(*) FILTER (WHERE l.direction = 'in' AND l.at >= coalesce($2::float8, '-Infinity'))
+           AS inside,
+       count(*) AS seen
+FROM (SELECT DISTINCT ON (ticket_id) ticket_id, gate_id, direction, at FROM checkins
+      WHERE event_id = $1 AND outcome = 'admit' AND NOT annulled AND ticket_id IS NOT NULL
+      ORDER BY ticket_id, at DESC, gate_id DESC, seq DESC) l
+LEFT JOIN tickets t ON t.event_id = $1 AND t.ticket_id = l.ticket_id
+GROUP BY 1, 2 ORDER BY 1, 2"""
 
-_PER_GATE = f"""WITH {_LATEST}
-SELECT g.gate_id, g.name, g.zone, g.skew, g.last_push_at, g.acked_seq,
+_GATES = """SELECT g.gate_id, g.name, g.zone, g.skew, g.last_push_at, g.acked_seq,
        g.last_drill_at, g.last_drill_result,
        ARRAY(SELECT i ->> 'name' FROM jsonb_array_elements(g.last_drill -> 'items') i
              WHERE i ->> 'status' = 'fail') AS drill_failing,
        ARRAY(SELECT i ->> 'name' FROM jsonb_array_elements(g.last_drill -> 'items') i
-             WHERE i ->> 'status' = 'warn') AS drill_warning,
-       count(c.*) FILTER (WHERE c.outcome = 'admit' AND c.direction = 'in' AND NOT c.annulled)
-           AS admitted,
-       count(c.*) FILTER (WHERE c.outcome = 'admit' AND c.direction = 'out' AND NOT c.annulled)
-           AS exits,
-       count(c.*) FILTER (WHERE c.outcome = 'admit' AND c.annulled) AS annulled,
-       count(c.*) FILTER (WHERE c.outcome = 'passed') AS passed,
-       count(c.*) FILTER (WHERE c.outcome = 'tailgate') AS tailgates,
-       count(c.*) FILTER (WHERE c.outcome = 'deny') AS denied,
-       count(c.*) FILTER (WHERE c.conflict) AS conflicts,
-       (SELECT count(*) FROM latest l WHERE l.gate_id = g.gate_id AND l.inside) AS inside
-FROM gates g LEFT JOIN checkins c ON c.event_id = $1 AND c.gate_id = g.gate_id
-WHERE g.event_id = $1 GROUP BY g.gate_id ORDER BY g.gate_id"""
-
-_PER_CATEGORY = f"""WITH {_LATEST}
-SELECT t.category, count(*) FILTER (WHERE l.inside) AS inside, count(*) AS seen
-FROM latest l JOIN tickets t ON t.event_id = $1 AND t.ticket_id = l.ticket_id
-GROUP BY t.category ORDER BY 1"""
-
-_DENIALS = """SELECT coalesce(reason, 'unknown') AS reason, count(*) AS n FROM checkins
-WHERE event_id = $1 AND outcome = 'deny' GROUP BY 1 ORDER BY 2 DESC"""
+             WHERE i ->> 'status' = 'warn') AS drill_warning
+FROM gates g WHERE g.event_id = $1 ORDER BY g.gate_id"""
 
 _PER_MINUTE = """SELECT floor(at / 60) * 60 AS minute, count(*) AS scans,
        count(*) FILTER (WHERE outcome = 'admit' AND NOT annulled) AS admitted
@@ -81,31 +78,24 @@ LEFT JOIN gates eg ON eg.event_id = c.event_id AND eg.gate_id = e.gate_id
 WHERE c.event_id = $1 AND c.conflict ORDER BY c.at LIMIT $2"""
 
 
-async def totals(conn: Conn, event_id: int, boundary: float | None = None) -> asyncpg.Record:
-    """Reads the event's admitted, exits, denied, conflicts and inside-now counts; inside
-    leaves out entries before ``boundary`` (the automatic check-out's; None: none)."""
-    return await conn.fetchrow(_TOTALS, event_id, boundary)
+async def counts(conn: Conn, event_id: int) -> list[asyncpg.Record]:
+    """Reads the event's admitted, exits, annulled, passed, tailgates, denied and conflicts
+    counts per gate and, for denials, reason (NULL: not a denial), in no particular order."""
+    return await conn.fetch(_COUNTS, event_id)
 
 
-async def per_gate(
+async def presence(
     conn: Conn, event_id: int, boundary: float | None = None
 ) -> list[asyncpg.Record]:
-    """Reads each gate of the event with its figures and its last drill, in ``gate_id``
-    order (``boundary`` as for ``totals``)."""
-    return await conn.fetch(_PER_GATE, event_id, boundary)
+    """Reads the tickets inside now and seen (admitted at least once) per category and gate
+    of their latest admission, in category order (NULL, last: not the event's own ticket);
+    inside leaves out entries before ``boundary`` (the automatic check-out's; None: none)."""
+    return await conn.fetch(_PRESENCE, event_id, boundary)
 
 
-async def per_category(
-    conn: Conn, event_id: int, boundary: float | None = None
-) -> list[asyncpg.Record]:
-    """Reads inside-now and seen counts per category of the event's own admitted tickets
-    (``boundary`` as for ``totals``)."""
-    return await conn.fetch(_PER_CATEGORY, event_id, boundary)
-
-
-async def denials(conn: Conn, event_id: int) -> list[asyncpg.Record]:
-    """Reads the event's denial count per reason, most frequent first."""
-    return await conn.fetch(_DENIALS, event_id)
+async def gates(conn: Conn, event_id: int) -> list[asyncpg.Record]:
+    """Reads each gate of the event with its last drill, in ``gate_id`` order."""
+    return await conn.fetch(_GATES, event_id)
 
 
 async def per_minute(conn: Conn, event_id: int, since: float) -> list[asyncpg.Record]:

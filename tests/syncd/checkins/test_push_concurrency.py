@@ -130,7 +130,8 @@ async def _admitted_index_reads(conn: asyncpg.Connection) -> int:
     await conn.execute("SELECT pg_stat_clear_snapshot()")
     return int(
         await conn.fetchval(
-            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'checkins_admitted'"
+            "SELECT sum(idx_tup_read) FROM pg_stat_user_indexes"
+            " WHERE indexrelname IN ('checkins_admitted', 'checkins_latest')"
         )
     )
 
