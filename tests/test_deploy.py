@@ -184,6 +184,32 @@ def test_proxy_balances_both_replicas_and_lets_long_polls_through() -> None:
     assert timeout and int(timeout.group(1)) > 30  # shared.protocol.MAX_WAIT_SECONDS = 30
 
 
+def test_proxy_gives_up_on_a_vanished_replica_within_a_second() -> None:
+    """deploy-check: with a 5 s connect timeout and max_fails=3, 6 of 20 requests after a
+    replica was killed waited 5 s on its address."""
+    text = (DEPLOY / "proxy" / "nginx.conf").read_text(encoding="utf-8")
+    assert re.search(r"\n\s*proxy_connect_timeout 1s;", text)
+    for replica in ("syncd-1", "syncd-2"):
+        assert f"server {replica}:8080 max_fails=1 fail_timeout=10s;" in text
+
+
+def test_proxy_sends_a_push_a_vanished_replica_leaves_unanswered_to_the_other() -> None:
+    """deploy-check: a `podman kill`ed replica's kept-alive connection looked open and a push
+    took 33 s to reach the other replica. A push (idempotent) is retried on the other one after
+    a read timeout below the gate's own, with its body buffered so that it can be sent again."""
+    from gate.settings import GateSettings
+
+    text = (DEPLOY / "proxy" / "nginx.conf").read_text(encoding="utf-8")
+    push = text.split("location = /api/v1/gate/checkins", 1)[1].split("}", 1)[0]
+    assert re.search(r"proxy_next_upstream\s+error timeout non_idempotent;", push)
+    assert "proxy_request_buffering on;" in push
+    timeout = re.search(r"proxy_read_timeout\s+(\d+)s", push)
+    assert timeout and int(timeout.group(1)) < GateSettings.model_fields["sync_timeout"].default
+    body = re.search(r"client_max_body_size\s+(\d+)m", push)
+    limit = SyncdSettings.model_fields["max_body_bytes"].default
+    assert body and int(body.group(1)) << 20 == limit
+
+
 def test_proxy_passes_feed_streams_unbuffered_beyond_a_keepalive() -> None:
     """A buffering proxy would hold a gate's pushed changes until its buffer fills."""
     text = (DEPLOY / "proxy" / "nginx.conf").read_text(encoding="utf-8")
