@@ -21,10 +21,11 @@ from playwright.async_api import Browser, expect
 from gate.feedback.staff import hash_pin
 from tests.e2e.event_stack import Stack, stack
 from tests.e2e.stack import Gate, eventually
-from tests.gate.feedback.conftest import browser, unlock
+from tests.gate.feedback.conftest import unlock
 from tests.gate.feedback.test_wedge import free_port, scan, wait_for_page
+from tests.support.chromium import chromium_browser
 
-__all__ = ["browser", "stack"]  # fixtures, used by name
+__all__ = ["chromium_browser", "stack"]  # fixtures (chromium_browser is "browser"), used by name
 PIN = "739164"
 PUSHED = "SELECT 1 FROM checkins c JOIN gates g USING (gate_id) WHERE g.name = 'Door K'"
 STOP_BOUND = 10  # a hang guard far below the 60 s push timeout, not a speed figure

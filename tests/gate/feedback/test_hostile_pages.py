@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, async_playwright, expect
 
-from tests.gate.feedback.conftest import CHROMIUM_ARGS, Kiosk, close_kiosk, open_kiosk, unlock
-from tests.support.chromium import local_name_args
+from tests.gate.feedback.conftest import Kiosk, close_kiosk, open_kiosk, unlock
+from tests.support.chromium import CHROMIUM_ARGS, local_name_args
 
 ATTACK = """<!doctype html><html><body>
 <form id="f" method="post" action="{kiosk}api/admit" target="sink">
