@@ -43,6 +43,7 @@ import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -202,19 +203,34 @@ def _record(
     return domain + packed
 
 
-def _verify_record(key: Ed25519PublicKey, signature: object, message: bytes, what: str) -> None:
-    sig = unb64(signature, 90)
-    if len(sig) != 64:
-        raise PeerError(f"{what} signature is not 64 bytes")
-    try:
-        key.verify(sig, message)
-    except InvalidSignature as exc:
-        raise PeerError(f"{what} signature does not verify") from exc
+class _Signed:
+    """What a gate signs for its peers: ``message()`` with the gate key; ``_WHAT`` names the
+    kind in errors."""
+
+    __slots__ = ()
+    _WHAT: ClassVar[str]
+
+    def message(self) -> bytes:
+        raise NotImplementedError
+
+    def sign(self, key: Ed25519PrivateKey) -> str:
+        return b64(key.sign(self.message()))
+
+    def verify(self, key: Ed25519PublicKey, signature: object) -> None:
+        sig = unb64(signature, 90)
+        if len(sig) != 64:
+            raise PeerError(f"{self._WHAT} signature is not 64 bytes")
+        try:
+            key.verify(sig, self.message())
+        except InvalidSignature as exc:
+            raise PeerError(f"{self._WHAT} signature does not verify") from exc
 
 
 @dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(_Signed):
     """One admission a gate made, as it serves it to peers."""
+
+    _WHAT = "admission"
 
     event_id: int
     gate_id: int
@@ -228,24 +244,20 @@ class Admission:
         return _record(
             _ADMISSION_DOMAIN,
             _ADMISSION,
-            "admission",
+            self._WHAT,
             (self.event_id, self.gate_id, self.seq, self.ticket_id),
             self.direction,
             self.at,
             self.skew,
         )
 
-    def sign(self, key: Ed25519PrivateKey) -> str:
-        return b64(key.sign(self.message()))
-
-    def verify(self, key: Ed25519PublicKey, signature: object) -> None:
-        _verify_record(key, signature, self.message(), "admission")
-
 
 @dataclass(frozen=True, slots=True)
-class Annulment:
+class Annulment(_Signed):
     """One annulment a gate made (journal row ``seq`` undoes its admission ``ref_seq``), as it
     serves it to peers."""
+
+    _WHAT = "annulment"
 
     event_id: int
     gate_id: int
@@ -260,15 +272,9 @@ class Annulment:
         return _record(
             _ANNULMENT_DOMAIN,
             _ANNULMENT,
-            "annulment",
+            self._WHAT,
             (self.event_id, self.gate_id, self.seq, self.ref_seq, self.ticket_id),
             self.direction,
             self.at,
             self.skew,
         )
-
-    def sign(self, key: Ed25519PrivateKey) -> str:
-        return b64(key.sign(self.message()))
-
-    def verify(self, key: Ed25519PublicKey, signature: object) -> None:
-        _verify_record(key, signature, self.message(), "annulment")
