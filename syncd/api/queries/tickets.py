@@ -29,15 +29,13 @@ async def event_ticket(conn: Conn, ticket_id: int, event_id: int) -> asyncpg.Rec
     )
 
 
-_PAGE = f"""SELECT {TICKET_COLUMNS} FROM tickets WHERE event_id = $1 AND ticket_id > $2
-AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)
-ORDER BY ticket_id LIMIT $5"""
+_FILTERS = """event_id = $1 AND ticket_id > $2
+AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)"""
+_PAGE = f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {_FILTERS} ORDER BY ticket_id LIMIT $5"
 # The partial index tickets_group (migration 0015) holds grouped tickets only: the plan must see
 # group_ref <> '' spelt out to use it whatever the parameter is.
 GROUP_PAGE = f"""SELECT {TICKET_COLUMNS} FROM tickets
-WHERE event_id = $1 AND group_ref <> '' AND group_ref = $6 AND ticket_id > $2
-AND ($3::text IS NULL OR external_ref = $3) AND ($4::text IS NULL OR status = $4)
-ORDER BY ticket_id LIMIT $5"""
+WHERE {_FILTERS} AND group_ref <> '' AND group_ref = $6 ORDER BY ticket_id LIMIT $5"""
 
 
 async def ticket_page(
