@@ -21,13 +21,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gate.checkin.decision import Decision
 from gate.door.annul import Annulment, AnnulRefused, annul
 from gate.door.gpio import EdgeSource, follow_edges, request_line
 from gate.door.settings import PassageSettings
-from gate.store.db import Store
+from gate.store.db import Store, Writing
 from gate.store.records import JournalEntry
 
 log = logging.getLogger("gate.door")
@@ -38,6 +39,7 @@ _WAITING = (
     " AND NOT EXISTS (SELECT 1 FROM journal r WHERE r.ref_seq = j.seq"
     " AND r.decision IN ('passed', 'annul')) ORDER BY j.seq"
 )
+_ANNULLED = "SELECT 1 FROM journal WHERE ref_seq = ? AND decision = 'annul'"
 _TICK = 0.25  # how often waiting admissions are checked against the timeout
 
 
@@ -166,10 +168,10 @@ class PassageLane:
                     ticket_id=first.ticket_id,
                     ref_seq=first.seq,
                 )
-                if not await self._annulled(first.seq):
-                    seq = await self.store.record_scan(entry)
+                passed = await self.store.write(partial(_pass_unless_annulled, entry=entry))
+                if passed is not None:
                     self.passed += 1
-                    return Passage(seq, "passed", first.seq, first.ticket_id, now, via)
+                    return Passage(passed, "passed", first.seq, first.ticket_id, now, via)
             seq = await self.store.record_scan(
                 JournalEntry(
                     direction="in",
@@ -183,12 +185,6 @@ class PassageLane:
             self.tailgates += 1
             log.warning("tailgate: a passage with no admission", extra={"seq": seq, "via": via})
             return Passage(seq, "tailgate", None, None, now, via)
-
-    async def _annulled(self, seq: int) -> bool:
-        rows = await self.store.conn.execute_fetchall(
-            "SELECT 1 FROM journal WHERE ref_seq = ? AND decision = 'annul'", (seq,)
-        )
-        return bool(list(rows))
 
     async def _expire_loop(self) -> None:
         while True:
@@ -235,3 +231,10 @@ class PassageLane:
             "tailgates": self.tailgates,
             "timed_out": self.timed_out,
         }
+
+
+def _pass_unless_annulled(w: Writing, entry: JournalEntry) -> int | None:
+    """The passage row of admission ``entry.ref_seq``, unless it was annulled (staff, or
+    another process): checked in the transaction that writes it. Its seq, or None."""
+    annulled = w.db.execute(_ANNULLED, (entry.ref_seq,)).fetchone()
+    return None if annulled is not None else w.append(entry)
